@@ -1,0 +1,160 @@
+//! Tuning knobs, with defaults that suit a typical OAuth API.
+
+use std::time::Duration;
+
+/// How the core bounds and paces its work.
+///
+/// Start from [`Config::default`] and change the fields you need; the core
+/// checks the whole of it in [`Core::new`](crate::Core::new).
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use tokenflight::Config;
+///
+/// let mut config = Config::default();
+/// config.refresh_timeout = Duration::from_secs(5);
+/// config.max_waiters = 10_000;
+/// assert!(config.validate().is_ok());
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub struct Config {
+    /// Requests allowed to wait for a refresh at once; the next one fails at
+    /// once with [`Error::Overloaded`](crate::Error::Overloaded). At least 1.
+    pub max_waiters: usize,
+    /// How often one request is re-sent after the server rejected its token;
+    /// then it fails with [`Error::AuthRejected`](crate::Error::AuthRejected).
+    pub max_auth_retries: u32,
+    /// Refresh attempts in one round (from the first attempt until a token is
+    /// adopted or refreshing gives up). At least 1.
+    pub max_refresh_attempts: u32,
+    /// An attempt that has not answered after this long counts as failed.
+    pub refresh_timeout: Duration,
+    /// Back-off before the second attempt of a round; it doubles per attempt.
+    pub backoff_initial: Duration,
+    /// The back-off never exceeds this.
+    pub backoff_max: Duration,
+    /// After refreshing gives up transiently, new requests fail fast for this
+    /// long; the first request after it starts a new round.
+    pub cooldown: Duration,
+    /// A token is refreshed this long before its expiry (when it has one).
+    pub expiry_skew: Duration,
+    /// Up to this much is added to the skew at random per token, so that many
+    /// clients with tokens from one moment do not refresh in lockstep.
+    pub skew_jitter: Duration,
+    /// Seeds every random choice (back-off and skew jitter): same seed and
+    /// same inputs, same outputs.
+    pub seed: u64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            max_waiters: 1 << 17,
+            max_auth_retries: 2,
+            max_refresh_attempts: 3,
+            refresh_timeout: Duration::from_secs(10),
+            backoff_initial: Duration::from_millis(100),
+            backoff_max: Duration::from_secs(5),
+            cooldown: Duration::from_secs(10),
+            expiry_skew: Duration::from_secs(30),
+            skew_jitter: Duration::from_secs(5),
+            seed: 0,
+        }
+    }
+}
+
+/// A [`Config`] that cannot work.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// `max_waiters` is zero: no request could ever wait for a refresh.
+    #[error("max_waiters must be at least 1")]
+    NoWaiters,
+    /// `max_refresh_attempts` is zero: no refresh could ever start.
+    #[error("max_refresh_attempts must be at least 1")]
+    NoRefreshAttempts,
+    /// `refresh_timeout` is zero: every attempt would time out at once.
+    #[error("refresh_timeout must be longer than zero")]
+    ZeroRefreshTimeout,
+    /// `backoff_initial` exceeds `backoff_max`.
+    #[error("backoff_initial ({initial:?}) must not exceed backoff_max ({max:?})")]
+    BackoffInverted {
+        /// The configured initial back-off.
+        initial: Duration,
+        /// The configured maximum back-off.
+        max: Duration,
+    },
+}
+
+impl Config {
+    /// Checks that the configuration can work.
+    ///
+    /// # Errors
+    ///
+    /// The first [`ConfigError`] found.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.max_waiters == 0 {
+            return Err(ConfigError::NoWaiters);
+        }
+        if self.max_refresh_attempts == 0 {
+            return Err(ConfigError::NoRefreshAttempts);
+        }
+        if self.refresh_timeout.is_zero() {
+            return Err(ConfigError::ZeroRefreshTimeout);
+        }
+        if self.backoff_initial > self.backoff_max {
+            return Err(ConfigError::BackoffInverted {
+                initial: self.backoff_initial,
+                max: self.backoff_max,
+            });
+        }
+        Ok(())
+    }
+
+    /// The most sends one request may have: its first and its retries.
+    pub fn max_sends(&self) -> u32 {
+        self.max_auth_retries.saturating_add(1)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_is_valid() {
+        assert_eq!(Config::default().validate(), Ok(()));
+    }
+
+    #[test]
+    fn each_unworkable_setting_is_named() {
+        let bad = |f: fn(&mut Config)| {
+            let mut c = Config::default();
+            f(&mut c);
+            c.validate().unwrap_err()
+        };
+        assert_eq!(bad(|c| c.max_waiters = 0), ConfigError::NoWaiters);
+        assert_eq!(
+            bad(|c| c.max_refresh_attempts = 0),
+            ConfigError::NoRefreshAttempts
+        );
+        assert_eq!(
+            bad(|c| c.refresh_timeout = Duration::ZERO),
+            ConfigError::ZeroRefreshTimeout
+        );
+        assert!(matches!(
+            bad(|c| c.backoff_initial = Duration::from_secs(60)),
+            ConfigError::BackoffInverted { .. }
+        ));
+    }
+
+    #[test]
+    fn max_sends_saturates() {
+        let mut c = Config::default();
+        c.max_auth_retries = u32::MAX;
+        assert_eq!(c.max_sends(), u32::MAX);
+    }
+}

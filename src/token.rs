@@ -1,0 +1,137 @@
+//! What goes in and out of the core with a token in it. None of these types
+//! ever print the token: `Debug` shows only its generation.
+
+use std::fmt;
+use std::sync::Arc;
+
+use crate::{Generation, Timestamp};
+
+/// A token a request may be sent with, and what the core needs to know about
+/// that send if the server rejects it.
+///
+/// The token is shared (`Arc`) so that resuming a hundred thousand waiters
+/// costs a reference count each, not a copy of the token.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct Lease<T> {
+    token: Arc<T>,
+    generation: Generation,
+    send: u32,
+}
+
+impl<T> Lease<T> {
+    pub(crate) fn new(token: Arc<T>, generation: Generation, send: u32) -> Self {
+        Lease {
+            token,
+            generation,
+            send,
+        }
+    }
+
+    /// The token to put on the request.
+    pub fn token(&self) -> &T {
+        &self.token
+    }
+
+    /// The shared token, for callers that keep it beyond the lease.
+    pub fn shared_token(&self) -> &Arc<T> {
+        &self.token
+    }
+
+    /// Which generation the token is.
+    pub fn generation(&self) -> Generation {
+        self.generation
+    }
+
+    /// Which send of its request this is: 1 for the first, 2 for the first
+    /// retry, and so on.
+    pub fn send(&self) -> u32 {
+        self.send
+    }
+
+    /// The same token for the first send of another request; front-ends use
+    /// it to hand out a published snapshot without touching the core.
+    pub fn first_send(&self) -> Self {
+        Lease::new(Arc::clone(&self.token), self.generation, 1)
+    }
+}
+
+impl<T> fmt::Debug for Lease<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Lease")
+            .field("token", &"<redacted>")
+            .field("generation", &self.generation.0)
+            .field("send", &self.send)
+            .finish()
+    }
+}
+
+/// A token obtained by a refresh or a login, with its expiry if the server
+/// said one.
+///
+/// # Examples
+///
+/// ```
+/// use tokenflight::{Fresh, Timestamp};
+///
+/// let fresh = Fresh::new("secret").expiring_at(Timestamp::from_millis(60_000));
+/// assert_eq!(fresh.expires_at(), Some(Timestamp::from_millis(60_000)));
+/// assert!(!format!("{fresh:?}").contains("secret"));
+/// ```
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct Fresh<T> {
+    token: T,
+    expires_at: Option<Timestamp>,
+}
+
+impl<T> Fresh<T> {
+    /// A token without a known expiry: it is used until the server rejects it
+    /// and never refreshed ahead of time.
+    pub fn new(token: T) -> Self {
+        Fresh {
+            token,
+            expires_at: None,
+        }
+    }
+
+    /// The same token, known to expire at `at`.
+    pub fn expiring_at(mut self, at: Timestamp) -> Self {
+        self.expires_at = Some(at);
+        self
+    }
+
+    /// When the token expires, if known.
+    pub fn expires_at(&self) -> Option<Timestamp> {
+        self.expires_at
+    }
+
+    /// The token itself.
+    pub fn token(&self) -> &T {
+        &self.token
+    }
+
+    pub(crate) fn into_parts(self) -> (T, Option<Timestamp>) {
+        (self.token, self.expires_at)
+    }
+}
+
+impl<T> fmt::Debug for Fresh<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Fresh")
+            .field("token", &"<redacted>")
+            .field("expires_at", &self.expires_at)
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_never_shows_the_token() {
+        let lease = Lease::new(Arc::new("hunter2"), Generation(3), 1);
+        let printed = format!("{lease:?} {:?}", Fresh::new("hunter2"));
+        assert!(!printed.contains("hunter2"), "{printed}");
+        assert!(printed.contains("generation: 3"), "{printed}");
+    }
+}
