@@ -16,6 +16,7 @@
 //! The guarantees (S1–S7, L1) and why each transition keeps them are in
 //! `proofs.md` at the root of the repository.
 
+pub mod check;
 mod config;
 mod core;
 mod error;
