@@ -210,20 +210,28 @@ impl<T, E> Core<T, E> {
     /// the current generation marks it bad for good and waits for the one
     /// refresh. After `max_auth_retries` retries the request fails with
     /// [`Error::AuthRejected`].
-    pub fn handle_rejection(&mut self, now: Timestamp, id: RequestId, lease: &Lease<T>) -> Next<T, E> {
+    pub fn handle_rejection(
+        &mut self,
+        now: Timestamp,
+        id: RequestId,
+        lease: &Lease<T>,
+    ) -> Next<T, E> {
         let now = self.advance(now);
         if lease.generation() > self.generation {
             return Next::Fail(Error::UnknownGeneration);
         }
         if lease.send() >= self.config.max_sends() && !self.is(Mutant::IgnoreRetryBudget) {
-            return Next::Fail(Error::AuthRejected { sends: lease.send() });
+            return Next::Fail(Error::AuthRejected {
+                sends: lease.send(),
+            });
         }
         let stale = lease.generation() < self.generation;
         if !stale || self.is(Mutant::RefreshOnStaleRejection) {
             if let Some(current) = &mut self.token {
                 current.rejected = true;
             }
-            if self.is(Mutant::RefreshBesideInFlight) && matches!(self.state, State::Refreshing(_)) {
+            if self.is(Mutant::RefreshBesideInFlight) && matches!(self.state, State::Refreshing(_))
+            {
                 self.start_attempt(now);
             }
         }
@@ -277,7 +285,9 @@ impl<T, E> Core<T, E> {
                 Err(RefreshError::Transient(e)) => {
                     self.attempt_failed(now, RefreshFailure::Refresher(Arc::new(e)))
                 }
-                Err(RefreshError::Permanent(e)) => self.give_up(Error::LoginRequired(Arc::new(e)), None),
+                Err(RefreshError::Permanent(e)) => {
+                    self.give_up(Error::LoginRequired(Arc::new(e)), None)
+                }
             }
             return;
         }
@@ -516,7 +526,8 @@ impl<T, E> Core<T, E> {
                 retry_at,
             },
         );
-        if let (State::Refreshing(round), false) = (previous, self.is(Mutant::KeepWaitersOnFailure)) {
+        if let (State::Refreshing(round), false) = (previous, self.is(Mutant::KeepWaitersOnFailure))
+        {
             for id in round.waiters.into_keys() {
                 self.actions.push_back(Action::Fail {
                     id,
@@ -601,7 +612,10 @@ impl<T, E> fmt::Debug for Core<T, E> {
 /// from `backoff_initial`, capped at `backoff_max`.
 fn backoff(config: &Config, failures: u32) -> Duration {
     let exp = failures.saturating_sub(1).min(31);
-    config.backoff_initial.saturating_mul(1 << exp).min(config.backoff_max)
+    config
+        .backoff_initial
+        .saturating_mul(1 << exp)
+        .min(config.backoff_max)
 }
 
 #[cfg(test)]

@@ -66,9 +66,11 @@ impl<T> Current<T> {
 
     /// Fresh, and not yet due for a refresh ahead of its expiry.
     pub(super) fn usable(&self, now: Timestamp) -> bool {
-        self.fresh_at(now) && now < self.valid_until()
+        self.fresh_at(now) && self.refresh_at.is_none_or(|r| now < r)
     }
 
+    /// When the fast path must stop handing it out; [`Timestamp::MAX`]
+    /// stands for never.
     pub(super) fn valid_until(&self) -> Timestamp {
         let expiry = self.expires_at.unwrap_or(Timestamp::MAX);
         self.refresh_at.map_or(expiry, |r| r.min(expiry))

@@ -1,1 +1,577 @@
+//! One test per transition of the core. Each drives the core directly and
+//! asserts on its answers and actions.
 
+use super::*;
+
+type TestCore = Core<&'static str, &'static str>;
+
+fn ms(n: u64) -> Timestamp {
+    Timestamp::from_millis(n)
+}
+
+fn config() -> Config {
+    let mut c = Config::default();
+    c.max_waiters = 4;
+    c.max_auth_retries = 2;
+    c.max_refresh_attempts = 3;
+    c.refresh_timeout = Duration::from_millis(1_000);
+    c.backoff_initial = Duration::from_millis(100);
+    c.backoff_max = Duration::from_millis(400);
+    c.cooldown = Duration::from_millis(5_000);
+    c.expiry_skew = Duration::from_millis(10_000);
+    c.skew_jitter = Duration::ZERO;
+    c
+}
+
+fn core() -> TestCore {
+    Core::new(config()).unwrap()
+}
+
+fn actions(core: &mut TestCore) -> Vec<Action<&'static str, &'static str>> {
+    std::iter::from_fn(|| core.poll_action()).collect()
+}
+
+fn only(
+    mut actions: Vec<Action<&'static str, &'static str>>,
+) -> Action<&'static str, &'static str> {
+    assert_eq!(actions.len(), 1, "expected one action, got {actions:?}");
+    actions.remove(0)
+}
+
+fn started(core: &mut TestCore) -> RefreshId {
+    match actions(core).as_slice() {
+        [Action::StartRefresh { attempt }] => *attempt,
+        other => panic!("expected one StartRefresh, got {other:?}"),
+    }
+}
+
+fn lease_of(next: Next<&'static str, &'static str>) -> Lease<&'static str> {
+    match next {
+        Next::Send(lease) => lease,
+        other => panic!("expected Send, got {other:?}"),
+    }
+}
+
+fn error_of(next: Next<&'static str, &'static str>) -> Error<&'static str> {
+    match next {
+        Next::Fail(e) => e,
+        other => panic!("expected Fail, got {other:?}"),
+    }
+}
+
+/// A core holding generation 1 ("t1"), idle, with no expiry.
+fn with_token() -> TestCore {
+    let mut c = core();
+    c.handle_set_token(ms(0), Fresh::new("t1"));
+    assert!(actions(&mut c).is_empty());
+    c
+}
+
+/// Resumed ids, in order, each with the generation and send number.
+fn resumed(actions: &[Action<&'static str, &'static str>]) -> Vec<(u64, u64, u32)> {
+    actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::Resume { id, lease } => Some((id.0, lease.generation().0, lease.send())),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_new_core_is_idle_without_a_token() {
+    let c = core();
+    assert_eq!(c.phase(), Phase::Idle);
+    assert_eq!(c.generation(), Generation::NONE);
+    assert_eq!(c.snapshot(), None);
+    assert_eq!(c.poll_timeout(), None);
+}
+
+#[test]
+fn bad_config_is_refused() {
+    let mut bad = config();
+    bad.max_waiters = 0;
+    assert_eq!(TestCore::new(bad).unwrap_err(), ConfigError::NoWaiters);
+}
+
+#[test]
+fn first_request_waits_and_starts_the_only_refresh() {
+    let mut c = core();
+    assert_eq!(c.handle_acquire(ms(0), RequestId(1)), Next::Wait);
+    let attempt = started(&mut c);
+    assert_eq!(c.phase(), Phase::Refreshing);
+    assert_eq!(c.poll_timeout(), Some(ms(1_000)));
+    assert_eq!(c.handle_acquire(ms(1), RequestId(2)), Next::Wait);
+    assert!(actions(&mut c).is_empty(), "no second refresh");
+    assert_eq!(c.in_flight(), Some(attempt));
+    assert_eq!(c.waiters(), 2);
+}
+
+#[test]
+fn success_resumes_every_waiter_with_the_new_generation() {
+    let mut c = core();
+    let _ = c.handle_acquire(ms(0), RequestId(1));
+    let _ = c.handle_acquire(ms(0), RequestId(2));
+    let attempt = started(&mut c);
+    c.handle_refreshed(ms(5), attempt, Ok(Fresh::new("t1")));
+    assert_eq!(resumed(&actions(&mut c)), [(1, 1, 1), (2, 1, 1)]);
+    assert_eq!(c.phase(), Phase::Idle);
+    assert_eq!(c.waiters(), 0);
+    let snap = c.snapshot().unwrap();
+    assert_eq!(
+        (snap.lease.generation(), snap.valid_until),
+        (Generation(1), Timestamp::MAX)
+    );
+}
+
+#[test]
+fn idle_with_a_good_token_sends_at_once() {
+    let mut c = with_token();
+    let lease = lease_of(c.handle_acquire(ms(1), RequestId(1)));
+    assert_eq!(
+        (*lease.token(), lease.generation(), lease.send()),
+        ("t1", Generation(1), 1)
+    );
+    assert!(actions(&mut c).is_empty());
+}
+
+#[test]
+fn rejection_of_the_current_token_refreshes_once_and_never_hands_it_out_again() {
+    let mut c = with_token();
+    let a = lease_of(c.handle_acquire(ms(1), RequestId(1)));
+    let b = lease_of(c.handle_acquire(ms(1), RequestId(2)));
+    assert_eq!(c.handle_rejection(ms(2), RequestId(1), &a), Next::Wait);
+    let attempt = started(&mut c);
+    assert_eq!(c.handle_rejection(ms(2), RequestId(2), &b), Next::Wait);
+    assert_eq!(c.handle_acquire(ms(3), RequestId(3)), Next::Wait);
+    assert!(actions(&mut c).is_empty(), "one refresh for one expiry");
+    assert_eq!(c.snapshot(), None, "the rejected token is not published");
+    c.handle_refreshed(ms(4), attempt, Ok(Fresh::new("t2")));
+    assert_eq!(resumed(&actions(&mut c)), [(1, 2, 2), (2, 2, 2), (3, 2, 1)]);
+}
+
+#[test]
+fn a_stale_rejection_resumes_with_the_current_token_and_never_refreshes() {
+    let mut c = with_token();
+    let old = lease_of(c.handle_acquire(ms(1), RequestId(1)));
+    c.handle_set_token(ms(2), Fresh::new("t2"));
+    let lease = lease_of(c.handle_rejection(ms(3), RequestId(1), &old));
+    assert_eq!((lease.generation(), lease.send()), (Generation(2), 2));
+    assert!(actions(&mut c).is_empty());
+    assert_eq!(c.phase(), Phase::Idle);
+}
+
+#[test]
+fn a_request_rejected_on_every_send_ends_with_auth_rejected() {
+    let mut c = with_token();
+    let mut lease = lease_of(c.handle_acquire(ms(0), RequestId(1)));
+    for g in 2..=3 {
+        assert_eq!(c.handle_rejection(ms(0), RequestId(1), &lease), Next::Wait);
+        let attempt = started(&mut c);
+        c.handle_refreshed(ms(0), attempt, Ok(Fresh::new("t")));
+        let Action::Resume { lease: next, .. } = only(actions(&mut c)) else {
+            panic!("expected a resume")
+        };
+        assert_eq!(next.generation(), Generation(g));
+        lease = next;
+    }
+    let error = error_of(c.handle_rejection(ms(0), RequestId(1), &lease));
+    assert_eq!(error, Error::AuthRejected { sends: 3 });
+    assert!(
+        actions(&mut c).is_empty(),
+        "an exhausted request never refreshes"
+    );
+}
+
+#[test]
+fn a_transient_failure_backs_off_then_retries() {
+    let mut c = core();
+    let _ = c.handle_acquire(ms(0), RequestId(1));
+    let first = started(&mut c);
+    c.handle_refreshed(ms(10), first, Err(RefreshError::Transient("503")));
+    assert!(actions(&mut c).is_empty());
+    assert_eq!(c.phase(), Phase::Refreshing);
+    assert_eq!(c.in_flight(), None);
+    let retry_at = c.poll_timeout().unwrap();
+    assert!(retry_at >= ms(60) && retry_at <= ms(110), "{retry_at}");
+    c.handle_timeout(retry_at.saturating_sub(Duration::from_nanos(1)));
+    assert!(actions(&mut c).is_empty(), "an early timeout does nothing");
+    c.handle_timeout(retry_at);
+    let second = started(&mut c);
+    assert!(second > first);
+    c.handle_refreshed(retry_at, second, Ok(Fresh::new("t1")));
+    assert_eq!(resumed(&actions(&mut c)), [(1, 1, 1)]);
+}
+
+#[test]
+fn backoff_doubles_and_is_capped() {
+    let cfg = config();
+    let steps: Vec<u64> = (1..=5)
+        .map(|n| backoff(&cfg, n).as_millis() as u64)
+        .collect();
+    assert_eq!(steps, [100, 200, 400, 400, 400]);
+    assert_eq!(backoff(&cfg, u32::MAX), cfg.backoff_max);
+}
+
+/// Runs a round in which every attempt fails transiently; returns when the
+/// core gave up.
+fn fail_round(
+    c: &mut TestCore,
+    mut now: Timestamp,
+) -> (Timestamp, Vec<Action<&'static str, &'static str>>) {
+    let mut attempt = started(c);
+    loop {
+        c.handle_refreshed(now, attempt, Err(RefreshError::Transient("503")));
+        let out = actions(c);
+        if c.phase() != Phase::Refreshing {
+            return (now, out);
+        }
+        now = c.poll_timeout().unwrap();
+        c.handle_timeout(now);
+        attempt = started(c);
+    }
+}
+
+#[test]
+fn giving_up_fails_every_waiter_in_the_same_step_then_fails_fast_until_the_cool_down() {
+    let mut c = core();
+    let _ = c.handle_acquire(ms(0), RequestId(1));
+    let _ = c.handle_acquire(ms(0), RequestId(2));
+    let (now, out) = fail_round(&mut c, ms(0));
+    let failed: Vec<u64> = out
+        .iter()
+        .map(|a| match a {
+            Action::Fail {
+                id,
+                error: Error::RefreshUnavailable(RefreshFailure::Refresher(e)),
+            } => {
+                assert_eq!(**e, "503");
+                id.0
+            }
+            other => panic!("expected only failures, got {other:?}"),
+        })
+        .collect();
+    assert_eq!(failed, [1, 2]);
+    assert_eq!(c.phase(), Phase::Failed);
+    assert_eq!(c.waiters(), 0);
+    assert!(matches!(
+        error_of(c.handle_acquire(now, RequestId(3))),
+        Error::RefreshUnavailable(_)
+    ));
+    assert!(
+        actions(&mut c).is_empty(),
+        "fail fast: no refresh during the cool-down"
+    );
+    // The cool-down is 5 s with equal jitter: over by 5 s after giving up.
+    assert_eq!(
+        c.handle_acquire(now + Duration::from_millis(5_000), RequestId(4)),
+        Next::Wait
+    );
+    started(&mut c);
+    assert_eq!(c.phase(), Phase::Refreshing);
+}
+
+#[test]
+fn a_permanent_failure_stays_failed_until_a_new_login() {
+    let mut c = core();
+    let _ = c.handle_acquire(ms(0), RequestId(1));
+    let attempt = started(&mut c);
+    c.handle_refreshed(
+        ms(1),
+        attempt,
+        Err(RefreshError::Permanent("invalid_grant")),
+    );
+    let Action::Fail { id, error } = only(actions(&mut c)) else {
+        panic!("expected a failure")
+    };
+    assert_eq!(
+        (id, error),
+        (
+            RequestId(1),
+            Error::LoginRequired(Arc::new("invalid_grant"))
+        )
+    );
+    let far = ms(10_000_000);
+    assert!(matches!(
+        error_of(c.handle_acquire(far, RequestId(2))),
+        Error::LoginRequired(_)
+    ));
+    assert!(actions(&mut c).is_empty());
+    c.handle_set_token(far, Fresh::new("t1"));
+    assert_eq!(c.phase(), Phase::Idle);
+    assert_eq!(
+        lease_of(c.handle_acquire(far, RequestId(3))).generation(),
+        Generation(1)
+    );
+}
+
+#[test]
+fn a_timed_out_attempt_counts_as_failed_and_its_late_success_is_adopted_once() {
+    let mut c = core();
+    let _ = c.handle_acquire(ms(0), RequestId(1));
+    let first = started(&mut c);
+    c.handle_timeout(ms(1_000));
+    assert_eq!(c.in_flight(), None, "timed out");
+    let retry = c.poll_timeout().unwrap();
+    c.handle_timeout(retry);
+    let second = started(&mut c);
+    // The first attempt answers late: no newer generation exists, so it is
+    // adopted and the second attempt is superseded.
+    c.handle_refreshed(retry, first, Ok(Fresh::new("late")));
+    assert_eq!(resumed(&actions(&mut c)), [(1, 1, 1)]);
+    assert_eq!(c.phase(), Phase::Idle);
+    c.handle_refreshed(retry, second, Ok(Fresh::new("superseded")));
+    c.handle_refreshed(retry, first, Ok(Fresh::new("again")));
+    assert!(actions(&mut c).is_empty());
+    assert_eq!(
+        c.generation(),
+        Generation(1),
+        "no second generation from one base"
+    );
+}
+
+#[test]
+fn a_late_success_after_a_permanent_failure_is_ignored() {
+    let mut c = core();
+    let _ = c.handle_acquire(ms(0), RequestId(1));
+    let first = started(&mut c);
+    c.handle_timeout(ms(1_000));
+    let retry = c.poll_timeout().unwrap();
+    c.handle_timeout(retry);
+    let second = started(&mut c);
+    c.handle_refreshed(retry, second, Err(RefreshError::Permanent("revoked")));
+    let _ = actions(&mut c);
+    c.handle_refreshed(retry, first, Ok(Fresh::new("late")));
+    assert_eq!(
+        (c.phase(), c.generation()),
+        (Phase::Failed, Generation::NONE)
+    );
+}
+
+#[test]
+fn unknown_repeated_and_late_failed_answers_are_ignored() {
+    let mut c = core();
+    let _ = c.handle_acquire(ms(0), RequestId(1));
+    let attempt = started(&mut c);
+    let before = c.clone();
+    c.handle_refreshed(ms(0), RefreshId(99), Ok(Fresh::new("x")));
+    c.handle_refreshed(ms(0), RefreshId(0), Err(RefreshError::Permanent("x")));
+    assert_eq!(c, before);
+    c.handle_refreshed(ms(0), attempt, Ok(Fresh::new("t1")));
+    let _ = actions(&mut c);
+    let settled = c.clone();
+    c.handle_refreshed(ms(0), attempt, Ok(Fresh::new("t2")));
+    c.handle_refreshed(ms(0), attempt, Err(RefreshError::Transient("x")));
+    assert_eq!(c, settled);
+}
+
+#[test]
+fn a_token_near_its_expiry_makes_requests_wait_for_a_refresh() {
+    let mut c = core();
+    c.handle_set_token(ms(0), Fresh::new("t1").expiring_at(ms(60_000)));
+    // Skew 10 s: good until 50 s.
+    assert_eq!(c.snapshot().unwrap().valid_until, ms(50_000));
+    assert_eq!(
+        lease_of(c.handle_acquire(ms(49_999), RequestId(1))).generation(),
+        Generation(1)
+    );
+    assert_eq!(c.handle_acquire(ms(50_000), RequestId(2)), Next::Wait);
+    let attempt = started(&mut c);
+    c.handle_refreshed(
+        ms(50_010),
+        attempt,
+        Ok(Fresh::new("t2").expiring_at(ms(110_010))),
+    );
+    assert_eq!(resumed(&actions(&mut c)), [(2, 2, 1)]);
+}
+
+#[test]
+fn a_token_without_expiry_is_never_refreshed_ahead() {
+    let mut c = with_token();
+    let lease = lease_of(c.handle_acquire(Timestamp::MAX, RequestId(1)));
+    assert_eq!(lease.generation(), Generation(1));
+    assert!(actions(&mut c).is_empty());
+}
+
+#[test]
+fn nearly_expired_tokens_are_used_for_half_their_life_first() {
+    let mut c = core();
+    // 4 s to live with a 10 s skew: refreshing at once would storm.
+    c.handle_set_token(ms(1_000), Fresh::new("t1").expiring_at(ms(5_000)));
+    assert_eq!(c.snapshot().unwrap().valid_until, ms(3_000));
+    assert!(matches!(
+        c.handle_acquire(ms(2_999), RequestId(1)),
+        Next::Send(_)
+    ));
+    assert_eq!(c.handle_acquire(ms(3_000), RequestId(2)), Next::Wait);
+}
+
+#[test]
+fn a_token_that_arrives_expired_counts_as_a_failed_attempt() {
+    let mut c = core();
+    let _ = c.handle_acquire(ms(100), RequestId(1));
+    let attempt = started(&mut c);
+    c.handle_refreshed(ms(200), attempt, Ok(Fresh::new("old").expiring_at(ms(200))));
+    assert_eq!(c.generation(), Generation::NONE);
+    assert_eq!(c.phase(), Phase::Refreshing);
+    assert_eq!(c.in_flight(), None, "backing off");
+}
+
+#[test]
+fn giving_up_keeps_a_token_that_is_not_yet_known_bad() {
+    let mut c = core();
+    c.handle_set_token(ms(0), Fresh::new("t1").expiring_at(ms(60_000)));
+    assert_eq!(c.handle_acquire(ms(50_000), RequestId(1)), Next::Wait);
+    let (now, out) = fail_round(&mut c, ms(50_000));
+    assert!(now < ms(60_000));
+    assert_eq!(
+        resumed(&out),
+        [(1, 1, 1)],
+        "the waiter gets the still-good token"
+    );
+    assert_eq!(c.phase(), Phase::Idle);
+    // No refresh ahead of time any more for this token, but one at expiry.
+    assert!(matches!(
+        c.handle_acquire(ms(59_999), RequestId(2)),
+        Next::Send(_)
+    ));
+    assert_eq!(c.handle_acquire(ms(60_000), RequestId(3)), Next::Wait);
+    started(&mut c);
+}
+
+#[test]
+fn past_max_waiters_requests_are_overloaded_at_once() {
+    let mut c = core();
+    for id in 1..=4 {
+        assert_eq!(c.handle_acquire(ms(0), RequestId(id)), Next::Wait);
+    }
+    assert_eq!(
+        error_of(c.handle_acquire(ms(0), RequestId(5))),
+        Error::Overloaded
+    );
+    assert_eq!(c.waiters(), 4);
+}
+
+#[test]
+fn a_cancelled_waiter_is_removed_and_never_resumed() {
+    let mut c = core();
+    let _ = c.handle_acquire(ms(0), RequestId(1));
+    let _ = c.handle_acquire(ms(0), RequestId(2));
+    let attempt = started(&mut c);
+    assert!(c.handle_cancel(ms(1), RequestId(1)));
+    assert!(
+        !c.handle_cancel(ms(1), RequestId(1)),
+        "cancelling twice does nothing"
+    );
+    assert!(
+        !c.handle_cancel(ms(1), RequestId(42)),
+        "unknown ids are ignored"
+    );
+    assert_eq!(
+        c.in_flight(),
+        Some(attempt),
+        "the refresh goes on for the others"
+    );
+    c.handle_refreshed(ms(2), attempt, Ok(Fresh::new("t1")));
+    assert_eq!(resumed(&actions(&mut c)), [(2, 1, 1)]);
+}
+
+#[test]
+fn time_going_backwards_is_taken_as_the_latest_time_seen() {
+    let mut c = core();
+    let _ = c.handle_acquire(ms(500), RequestId(1));
+    let _ = started(&mut c);
+    assert_eq!(c.poll_timeout(), Some(ms(1_500)));
+    c.handle_timeout(ms(1_500));
+    let retry_at = c.poll_timeout().unwrap();
+    c.handle_timeout(ms(0));
+    assert!(actions(&mut c).is_empty(), "a timer never fires early");
+    assert_eq!(c.now(), ms(1_500));
+    c.handle_set_token(ms(1_500), Fresh::new("t1").expiring_at(ms(1_600)));
+    let _ = actions(&mut c);
+    let _ = c.handle_acquire(ms(1_700), RequestId(2));
+    assert!(
+        !matches!(c.handle_acquire(ms(0), RequestId(3)), Next::Send(_)),
+        "an expired token stays expired"
+    );
+    assert!(retry_at > ms(1_500));
+}
+
+#[test]
+fn invalidating_the_current_generation_forces_a_refresh() {
+    let mut c = with_token();
+    c.handle_invalidate(ms(1), Generation(0));
+    c.handle_invalidate(ms(1), Generation(7));
+    assert!(actions(&mut c).is_empty(), "other generations are ignored");
+    c.handle_invalidate(ms(1), Generation(1));
+    let attempt = started(&mut c);
+    assert_eq!(c.handle_acquire(ms(2), RequestId(1)), Next::Wait);
+    c.handle_invalidate(ms(2), Generation(1));
+    assert!(actions(&mut c).is_empty(), "no second refresh");
+    c.handle_refreshed(ms(3), attempt, Ok(Fresh::new("t2")));
+    assert_eq!(resumed(&actions(&mut c)), [(1, 2, 1)]);
+}
+
+#[test]
+fn a_login_during_a_refresh_resumes_the_waiters_and_supersedes_the_attempt() {
+    let mut c = core();
+    let _ = c.handle_acquire(ms(0), RequestId(1));
+    let attempt = started(&mut c);
+    c.handle_set_token(ms(1), Fresh::new("login"));
+    assert_eq!(resumed(&actions(&mut c)), [(1, 1, 1)]);
+    c.handle_refreshed(ms(2), attempt, Ok(Fresh::new("late")));
+    assert_eq!(c.generation(), Generation(1));
+    assert!(actions(&mut c).is_empty());
+}
+
+#[test]
+fn an_expired_login_keeps_the_waiters_waiting_for_a_new_round() {
+    let mut c = core();
+    let _ = c.handle_acquire(ms(10), RequestId(1));
+    let _ = started(&mut c);
+    c.handle_set_token(ms(10), Fresh::new("stale").expiring_at(ms(5)));
+    let attempt = started(&mut c);
+    assert_eq!(c.waiters(), 1);
+    c.handle_refreshed(ms(20), attempt, Ok(Fresh::new("t2")));
+    assert_eq!(resumed(&actions(&mut c)), [(1, 2, 1)]);
+}
+
+#[test]
+fn caller_bugs_get_clear_errors_and_leave_the_waiter_alone() {
+    let mut c = core();
+    assert_eq!(c.handle_acquire(ms(0), RequestId(1)), Next::Wait);
+    assert_eq!(
+        error_of(c.handle_acquire(ms(0), RequestId(1))),
+        Error::DuplicateRequest
+    );
+    assert_eq!(c.waiters(), 1);
+    let forged = Lease::new(Arc::new("x"), Generation(9), 1);
+    assert_eq!(
+        error_of(c.handle_rejection(ms(0), RequestId(2), &forged)),
+        Error::UnknownGeneration
+    );
+}
+
+#[test]
+fn same_seed_same_inputs_same_outputs() {
+    let run = |seed| {
+        let mut cfg = config();
+        cfg.seed = seed;
+        cfg.skew_jitter = Duration::from_millis(3_000);
+        let mut c: TestCore = Core::new(cfg).unwrap();
+        let _ = c.handle_acquire(ms(0), RequestId(1));
+        let _ = fail_round(&mut c, ms(0));
+        c
+    };
+    assert_eq!(run(3), run(3));
+    assert_ne!(run(3), run(4), "jitter depends on the seed");
+}
+
+#[test]
+fn debug_shows_the_state_but_never_the_token() {
+    let mut c = core();
+    c.handle_set_token(ms(0), Fresh::new("hunter2"));
+    let printed = format!("{c:?} {:?}", c.snapshot());
+    assert!(!printed.contains("hunter2"), "{printed}");
+    assert!(printed.contains("Idle"), "{printed}");
+}
