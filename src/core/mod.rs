@@ -220,20 +220,23 @@ impl<T, E> Core<T, E> {
         if lease.generation() > self.generation {
             return Next::Fail(Error::UnknownGeneration);
         }
-        if lease.send() >= self.config.max_sends() && !self.is(Mutant::IgnoreRetryBudget) {
-            return Next::Fail(Error::AuthRejected {
-                sends: lease.send(),
-            });
-        }
+        // What the rejection teaches about the token holds whatever becomes
+        // of this request: even a request out of retries marks the current
+        // token bad, or the next request would be sent with it (S5).
         let stale = lease.generation() < self.generation;
         if !stale || self.is(Mutant::RefreshOnStaleRejection) {
             if let Some(current) = &mut self.token {
                 current.rejected = true;
             }
-            if self.is(Mutant::RefreshBesideInFlight) && matches!(self.state, State::Refreshing(_))
-            {
-                self.start_attempt(now);
-            }
+        }
+        if lease.send() >= self.config.max_sends() && !self.is(Mutant::IgnoreRetryBudget) {
+            return Next::Fail(Error::AuthRejected {
+                sends: lease.send(),
+            });
+        }
+        let refreshing = matches!(self.state, State::Refreshing(_));
+        if !stale && refreshing && self.is(Mutant::RefreshBesideInFlight) {
+            self.start_attempt(now);
         }
         self.route(now, id, lease.send())
     }

@@ -179,8 +179,12 @@ fn a_request_rejected_on_every_send_ends_with_auth_rejected() {
     assert_eq!(error, Error::AuthRejected { sends: 3 });
     assert!(
         actions(&mut c).is_empty(),
-        "an exhausted request never refreshes"
+        "an exhausted request does not refresh itself"
     );
+    // ...but what it learnt stands: the token it carried is never handed out again.
+    assert_eq!(c.snapshot(), None);
+    assert_eq!(c.handle_acquire(ms(1), RequestId(2)), Next::Wait);
+    started(&mut c);
 }
 
 #[test]
