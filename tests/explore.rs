@@ -254,7 +254,7 @@ impl Model for Explore {
                 answer(&mut w, i, next);
             }
             Move::Accept(i) => {
-                w.rec.complete(now, id(i));
+                w.rec.complete(id(i));
                 w.reqs[i] = Req::Done;
             }
             Move::Reject(i) => {

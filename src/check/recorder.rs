@@ -30,7 +30,7 @@ use crate::{
 /// let Some(Action::StartRefresh { attempt }) = rec.poll_action() else { panic!() };
 /// rec.refreshed(t, attempt, Ok(Fresh::new("tok")));
 /// let Some(Action::Resume { id, .. }) = rec.poll_action() else { panic!() };
-/// rec.complete(t, id);
+/// rec.complete(id);
 /// rec.finish();
 /// assert!(rec.monitor().first_violation().is_none());
 /// assert_eq!(rec.log().unwrap().len(), 9);
@@ -86,6 +86,13 @@ impl<T, E> Recorder<T, E> {
         self.log.as_deref()
     }
 
+    /// Takes the history written so far, leaving logging on with an empty
+    /// log; empty if not [`logging`](Recorder::logging). Lets a long run
+    /// stream its history out instead of holding all of it.
+    pub fn take_log(&mut self) -> Vec<(Timestamp, Event)> {
+        self.log.as_mut().map(std::mem::take).unwrap_or_default()
+    }
+
     /// [`Core::handle_acquire`], for a new request.
     pub fn acquire(&mut self, now: Timestamp, id: RequestId) -> Next<T, E> {
         let before = self.before();
@@ -107,8 +114,12 @@ impl<T, E> Recorder<T, E> {
     }
 
     /// Request `id` got its (non-auth) response; the core needs no report.
-    pub fn complete(&mut self, now: Timestamp, id: RequestId) {
-        self.record(now, Event::Completed { id });
+    ///
+    /// The event is stamped with the latest time the core has seen, not the
+    /// caller's clock: the core judges tokens by the time it is given, and
+    /// the checker must judge it by the same clock.
+    pub fn complete(&mut self, id: RequestId) {
+        self.record(self.core.now(), Event::Completed { id });
     }
 
     /// [`Core::handle_cancel`]: the user gave up on request `id`, waiting or
