@@ -153,8 +153,10 @@ mod tests {
 
     #[test]
     fn max_sends_saturates() {
-        let mut c = Config::default();
-        c.max_auth_retries = u32::MAX;
+        let c = Config {
+            max_auth_retries: u32::MAX,
+            ..Config::default()
+        };
         assert_eq!(c.max_sends(), u32::MAX);
     }
 }

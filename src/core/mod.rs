@@ -351,7 +351,7 @@ impl<T, E> Core<T, E> {
         };
         current.rejected = true;
         if matches!(self.state, State::Idle) {
-            self.start_round(now);
+            self.start_round(now, BTreeMap::new());
         }
     }
 
@@ -438,20 +438,23 @@ impl<T, E> Core<T, E> {
 
     /// Decides the next step of a request that has been sent `sends` times.
     fn route(&mut self, now: Timestamp, id: RequestId, sends: u32) -> Next<T, E> {
-        match &self.state {
-            State::Idle => {
-                if let Some(lease) = self.usable_lease(now, sends.saturating_add(1)) {
-                    return Next::Send(lease);
-                }
-                self.start_round(now);
-            }
-            State::Refreshing(_) => {}
-            State::Failed { error, retry_at } => match retry_at {
-                Some(at) if now >= *at => self.start_round(now),
-                _ => return Next::Fail(error.clone()),
-            },
+        let limit = if self.is(Mutant::IgnoreMaxWaiters) {
+            usize::MAX
+        } else {
+            self.config.max_waiters
+        };
+        if let State::Refreshing(round) = &mut self.state {
+            return park(round, id, sends, limit);
         }
-        self.park(id, sends)
+        if let State::Failed { error, retry_at } = &self.state {
+            if retry_at.is_none_or(|at| now < at) {
+                return Next::Fail(error.clone());
+            }
+        } else if let Some(lease) = self.usable_lease(now, sends.saturating_add(1)) {
+            return Next::Send(lease);
+        }
+        self.start_round(now, BTreeMap::from([(id, sends)]));
+        Next::Wait
     }
 
     fn usable_lease(&self, now: Timestamp, send: u32) -> Option<Lease<T>> {
@@ -461,24 +464,9 @@ impl<T, E> Core<T, E> {
         usable.then(|| Lease::new(Arc::clone(&current.token), self.generation, send))
     }
 
-    fn park(&mut self, id: RequestId, sends: u32) -> Next<T, E> {
-        let ignore_limit = self.is(Mutant::IgnoreMaxWaiters);
-        let State::Refreshing(round) = &mut self.state else {
-            unreachable!("park is only reached while refreshing");
-        };
-        if round.waiters.contains_key(&id) {
-            return Next::Fail(Error::DuplicateRequest);
-        }
-        if round.waiters.len() >= self.config.max_waiters && !ignore_limit {
-            return Next::Fail(Error::Overloaded);
-        }
-        round.waiters.insert(id, sends);
-        Next::Wait
-    }
-
-    fn start_round(&mut self, now: Timestamp) {
+    fn start_round(&mut self, now: Timestamp, waiters: BTreeMap<RequestId, u32>) {
         self.state = State::Refreshing(Round {
-            waiters: BTreeMap::new(),
+            waiters,
             failures: 0,
             step: Step::BackingOff { retry_at: now },
         });
@@ -576,12 +564,8 @@ impl<T, E> Core<T, E> {
         };
         let usable = self.token.as_ref().is_some_and(|c| c.fresh_at(now));
         if !usable {
-            if waiters.is_empty() {
-                return;
-            }
-            self.start_round(now);
-            if let State::Refreshing(round) = &mut self.state {
-                round.waiters = waiters;
+            if !waiters.is_empty() {
+                self.start_round(now, waiters);
             }
             return;
         }
@@ -592,6 +576,18 @@ impl<T, E> Core<T, E> {
             self.actions.push_back(Action::Resume { id, lease });
         }
     }
+}
+
+/// Parks a request in the round, within `limit` waiters.
+fn park<T, E>(round: &mut Round, id: RequestId, sends: u32, limit: usize) -> Next<T, E> {
+    if round.waiters.contains_key(&id) {
+        return Next::Fail(Error::DuplicateRequest);
+    }
+    if round.waiters.len() >= limit {
+        return Next::Fail(Error::Overloaded);
+    }
+    round.waiters.insert(id, sends);
+    Next::Wait
 }
 
 fn expired<T>(fresh: &Fresh<T>, now: Timestamp) -> bool {

@@ -10,17 +10,18 @@ fn ms(n: u64) -> Timestamp {
 }
 
 fn config() -> Config {
-    let mut c = Config::default();
-    c.max_waiters = 4;
-    c.max_auth_retries = 2;
-    c.max_refresh_attempts = 3;
-    c.refresh_timeout = Duration::from_millis(1_000);
-    c.backoff_initial = Duration::from_millis(100);
-    c.backoff_max = Duration::from_millis(400);
-    c.cooldown = Duration::from_millis(5_000);
-    c.expiry_skew = Duration::from_millis(10_000);
-    c.skew_jitter = Duration::ZERO;
-    c
+    Config {
+        max_waiters: 4,
+        max_auth_retries: 2,
+        max_refresh_attempts: 3,
+        refresh_timeout: Duration::from_millis(1_000),
+        backoff_initial: Duration::from_millis(100),
+        backoff_max: Duration::from_millis(400),
+        cooldown: Duration::from_millis(5_000),
+        expiry_skew: Duration::from_millis(10_000),
+        skew_jitter: Duration::ZERO,
+        seed: 0,
+    }
 }
 
 fn core() -> TestCore {
