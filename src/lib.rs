@@ -16,18 +16,31 @@
 //! The guarantees (S1–S7, L1) and why each transition keeps them are in
 //! `proofs.md` at the root of the repository.
 
+pub mod blocking;
 pub mod check;
 mod config;
 mod core;
 mod error;
+mod front;
+mod handle;
 mod id;
 mod jitter;
+mod sync;
 mod time;
 mod token;
 
 pub use crate::config::{Config, ConfigError};
 pub use crate::core::{Action, Core, Mutant, Next, Phase, Snapshot};
 pub use crate::error::{Error, RefreshError, RefreshFailure};
+pub use crate::front::{BuildError, Clock, Fault, HandleError, Reply, Ticket};
+#[cfg(feature = "tokio")]
+pub use crate::handle::TokioSleep;
+pub use crate::handle::{Builder, Handle, Sleep, SleepFuture, ThreadSleep};
 pub use crate::id::{Generation, RefreshId, RequestId};
 pub use crate::time::Timestamp;
 pub use crate::token::{Fresh, Lease};
+
+/// The README's examples, compiled and run as doc-tests so they stay true.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
