@@ -1,0 +1,457 @@
+//! What the async and the blocking handle share: the types their users see
+//! ([`Ticket`], [`Reply`], [`Fault`], [`Clock`]) and the [`Board`], the
+//! state both keep under their one lock: the core, the waiting requests'
+//! mailboxes, and the snapshot the lock-free fast path reads.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::sync::{SnapshotCell, SnapshotGuard, DRIVING};
+use crate::{
+    Action, Config, ConfigError, Core, Error, Generation, Lease, Next, RefreshError,
+    RefreshFailure, RequestId, Snapshot, Timestamp,
+};
+
+/// Why a refresh attempt brought no token, as the handles report it to the
+/// core: the refresher's own error, or a failure of the refresher itself.
+///
+/// The handles' errors are [`Error<Fault<E>>`](Error): a transient refresher
+/// error that exhausted its retries arrives as
+/// `Error::RefreshUnavailable(RefreshFailure::Refresher(fault))`.
+///
+/// # Examples
+///
+/// ```
+/// use tokenflight::Fault;
+///
+/// let f: Fault<std::io::Error> = Fault::Panicked("boom".into());
+/// assert_eq!(f.to_string(), "the refresher panicked: boom");
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Hash, thiserror::Error)]
+#[non_exhaustive]
+pub enum Fault<E> {
+    /// The refresher returned this error.
+    #[error("{0}")]
+    Refresher(E),
+    /// The refresher panicked (with this message). Counted as a transient
+    /// failure: the attempt is retried with back-off like any other, and
+    /// when the retries run out every waiter gets the error; the handle
+    /// stays usable.
+    #[error("the refresher panicked: {0}")]
+    Panicked(String),
+    /// The refresher asked its own handle for a token while refreshing; it
+    /// would wait for itself forever, so that request fails at once instead.
+    #[error("the refresher asked its own handle for a token")]
+    Reentrant,
+}
+
+/// What a handle's calls end with: the core's [`Error`] over the handles'
+/// [`Fault`].
+pub type HandleError<E> = Error<Fault<E>>;
+
+/// What the request closure of `call` reports back.
+///
+/// # Examples
+///
+/// ```
+/// use tokenflight::Reply;
+///
+/// fn classify(status: u16, body: String) -> Reply<String> {
+///     if status == 401 { Reply::Rejected } else { Reply::Done(body) }
+/// }
+/// assert!(matches!(classify(401, String::new()), Reply::Rejected));
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Reply<R> {
+    /// The server answered (anything but an auth rejection): this is the
+    /// call's result.
+    Done(R),
+    /// The server rejected the token as expired or invalid: the handle
+    /// refreshes (once, however many requests say so) and sends again.
+    Rejected,
+}
+
+/// The token a request is to be sent with, and what the handle needs to
+/// know if the server rejects it.
+///
+/// A ticket from the fast path holds the published snapshot without
+/// touching any shared reference count; keep it only while the request is
+/// in flight.
+///
+/// # Examples
+///
+/// ```
+/// use tokenflight::{Config, Fresh, Generation, blocking};
+///
+/// let handle = blocking::Handle::new(Config::default(), |_clock| {
+///     Ok::<_, tokenflight::RefreshError<()>>(Fresh::new("tok".to_string()))
+/// })
+/// .unwrap();
+/// let ticket = handle.ticket().unwrap();
+/// assert_eq!(ticket.token(), "tok");
+/// assert_eq!(ticket.generation(), Generation(1));
+/// assert_eq!(ticket.send(), 1);
+/// ```
+pub struct Ticket<T>(TicketKind<T>);
+
+enum TicketKind<T> {
+    /// From the fast path: always holds a snapshot.
+    Fast(SnapshotGuard<Snapshot<T>>),
+    /// From the core.
+    Core(Lease<T>),
+}
+
+impl<T> Ticket<T> {
+    pub(crate) fn fast(guard: SnapshotGuard<Snapshot<T>>) -> Self {
+        debug_assert!(guard.is_some());
+        Ticket(TicketKind::Fast(guard))
+    }
+
+    pub(crate) fn core(lease: Lease<T>) -> Self {
+        Ticket(TicketKind::Core(lease))
+    }
+
+    /// The lease as the core issued it.
+    pub fn lease(&self) -> &Lease<T> {
+        match &self.0 {
+            TicketKind::Fast(guard) => match &**guard {
+                Some(snapshot) => &snapshot.lease,
+                None => unreachable!("a fast ticket is only made from a present snapshot"),
+            },
+            TicketKind::Core(lease) => lease,
+        }
+    }
+
+    /// The token to put on the request.
+    pub fn token(&self) -> &T {
+        self.lease().token()
+    }
+
+    /// Which generation the token is.
+    pub fn generation(&self) -> Generation {
+        self.lease().generation()
+    }
+
+    /// Which send of its request this is: 1 for the first, 2 for the first
+    /// retry, and so on.
+    pub fn send(&self) -> u32 {
+        self.lease().send()
+    }
+}
+
+impl<T> fmt::Debug for Ticket<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Ticket")
+            .field("token", &"<redacted>")
+            .field("generation", &self.generation().0)
+            .field("send", &self.send())
+            .finish()
+    }
+}
+
+/// Where a handle's time comes from: the system's monotonic clock measured
+/// from the handle's construction, or a function (for tests and
+/// simulations). Refreshers get one to turn a relative `expires_in` into
+/// the [`Timestamp`] that [`Fresh::expiring_at`](crate::Fresh::expiring_at)
+/// takes.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use tokenflight::{Clock, Timestamp};
+///
+/// let clock = Clock::manual(|| Timestamp::from_millis(500));
+/// assert_eq!(clock.after(Duration::from_millis(250)), Timestamp::from_millis(750));
+/// assert!(Clock::system().now() < Timestamp::MAX);
+/// ```
+#[derive(Clone)]
+pub struct Clock(ClockKind);
+
+#[derive(Clone)]
+enum ClockKind {
+    System(Instant),
+    Manual(Arc<dyn Fn() -> Timestamp + Send + Sync>),
+}
+
+impl Clock {
+    /// The system's monotonic clock, with its origin now.
+    pub fn system() -> Self {
+        Clock(ClockKind::System(instant_now()))
+    }
+
+    /// A clock that reads `now`; it must never go backwards.
+    pub fn manual(now: impl Fn() -> Timestamp + Send + Sync + 'static) -> Self {
+        Clock(ClockKind::Manual(Arc::new(now)))
+    }
+
+    /// The time now.
+    pub fn now(&self) -> Timestamp {
+        match &self.0 {
+            ClockKind::System(origin) => Timestamp::from_elapsed(instant_now() - *origin),
+            ClockKind::Manual(now) => now(),
+        }
+    }
+
+    /// The time `duration` from now, e.g. a token's expiry from its
+    /// `expires_in`.
+    pub fn after(&self, duration: Duration) -> Timestamp {
+        self.now() + duration
+    }
+
+    /// The wall-clock instant at which this clock reads `at` (roughly, for a
+    /// manual clock), for waiting on a condition variable.
+    pub(crate) fn instant_at(&self, at: Timestamp) -> Instant {
+        instant_now() + at.saturating_since(self.now())
+    }
+}
+
+impl fmt::Debug for Clock {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.0 {
+            ClockKind::System(_) => f.write_str("Clock::system"),
+            ClockKind::Manual(_) => f.write_str("Clock::manual"),
+        }
+    }
+}
+
+/// The front-ends' only clock read. The core never reads a clock; the
+/// front-ends must, to give it `now`.
+#[allow(clippy::disallowed_methods)]
+fn instant_now() -> Instant {
+    Instant::now()
+}
+
+/// Why a handle could not be built.
+///
+/// # Examples
+///
+/// ```
+/// use tokenflight::{BuildError, Config, ConfigError};
+///
+/// let e = BuildError::Config(ConfigError::NoWaiters);
+/// assert_eq!(e.to_string(), "max_waiters must be at least 1");
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum BuildError {
+    /// The configuration cannot work.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The configuration backs off between refresh attempts, but the handle
+    /// has no timer to end a back-off with: waiters would hang. Give the
+    /// handle a timer, or set `backoff_initial` and `backoff_max` to zero.
+    #[error("back-off needs a timer: give the handle one, or set the back-off to zero")]
+    TimerRequired,
+}
+
+/// A waiting request's mailbox.
+pub(crate) struct Slot<T, E, W> {
+    /// How to tell the waiter that its outcome has arrived.
+    pub(crate) waker: Option<W>,
+    pub(crate) outcome: Option<Result<Ticket<T>, HandleError<E>>>,
+}
+
+/// What changed in one step, to act on after unlocking.
+pub(crate) struct Settled<W> {
+    /// Waiters whose outcome arrived.
+    pub(crate) woken: Vec<W>,
+}
+
+/// The state a handle keeps under its one lock.
+pub(crate) struct Board<T, E, W> {
+    pub(crate) core: Core<T, Fault<E>>,
+    next_id: u64,
+    pub(crate) slots: HashMap<RequestId, Slot<T, E, W>>,
+    /// What the snapshot cell holds now (`None`: empty), so that an
+    /// unchanged snapshot is not stored again.
+    published: Option<(Generation, Timestamp)>,
+}
+
+/// What the core answered a request, as the handles act on it.
+pub(crate) enum Asked<T, E> {
+    Send(Ticket<T>),
+    Wait(RequestId),
+    Fail(HandleError<E>),
+}
+
+impl<T, E, W> Board<T, E, W> {
+    pub(crate) fn new(config: Config) -> Result<Self, ConfigError> {
+        Ok(Board {
+            core: Core::new(config)?,
+            next_id: 0,
+            slots: HashMap::new(),
+            published: None,
+        })
+    }
+
+    /// A new request asks the core for a token. On `Wait` its mailbox
+    /// exists before the step's actions are delivered.
+    pub(crate) fn acquire(&mut self, now: Timestamp) -> Asked<T, E> {
+        let id = self.next_id();
+        let next = self.core.handle_acquire(now, id);
+        self.asked(id, next)
+    }
+
+    /// The server rejected `lease`.
+    pub(crate) fn reject(&mut self, now: Timestamp, lease: &Lease<T>) -> Asked<T, E> {
+        let id = self.next_id();
+        let next = self.core.handle_rejection(now, id, lease);
+        self.asked(id, next)
+    }
+
+    fn next_id(&mut self) -> RequestId {
+        self.next_id += 1;
+        RequestId(self.next_id)
+    }
+
+    fn asked(&mut self, id: RequestId, next: Next<T, Fault<E>>) -> Asked<T, E> {
+        match next {
+            Next::Send(lease) => Asked::Send(Ticket::core(lease)),
+            Next::Fail(error) => Asked::Fail(error),
+            Next::Wait => {
+                self.slots.insert(
+                    id,
+                    Slot {
+                        waker: None,
+                        outcome: None,
+                    },
+                );
+                Asked::Wait(id)
+            }
+        }
+    }
+
+    /// Removes a waiter that gives up before its outcome arrived (or after,
+    /// unread). Returns whether it was still waiting in the core.
+    pub(crate) fn cancel(&mut self, now: Timestamp, id: RequestId) -> bool {
+        match self.slots.remove(&id) {
+            Some(Slot { outcome: None, .. }) => self.core.handle_cancel(now, id),
+            _ => false,
+        }
+    }
+
+    /// After every input: fires the timers that are due, delivers the
+    /// core's actions into the mailboxes and publishes the snapshot, all in
+    /// the caller's critical section, so that no reader can see a snapshot
+    /// older than what the core knows once the lock is released.
+    pub(crate) fn settle(
+        &mut self,
+        now: Timestamp,
+        cell: &SnapshotCell<Snapshot<T>>,
+    ) -> Settled<W> {
+        // Each call moves the core on (a deadline passed counts the attempt
+        // as failed; a back-off that ended starts the next attempt, whose
+        // deadline is later than `now`), so this ends.
+        while self.core.poll_timeout().is_some_and(|t| t <= now) {
+            self.core.handle_timeout(now);
+        }
+        let mut settled = Settled { woken: Vec::new() };
+        while let Some(action) = self.core.poll_action() {
+            let (id, outcome) = match action {
+                // The front-ends run the attempt that `Core::in_flight`
+                // names, which is this one until it ends.
+                Action::StartRefresh { .. } => continue,
+                Action::Resume { id, lease } => (id, Ok(Ticket::core(lease))),
+                Action::Fail { id, error } => (id, Err(error)),
+            };
+            // Every waiter has a mailbox until it reads its outcome or
+            // cancels, and the core forgets a cancelled waiter at once.
+            debug_assert!(self.slots.contains_key(&id), "{id} has no mailbox");
+            if let Some(slot) = self.slots.get_mut(&id) {
+                slot.outcome = Some(outcome);
+                settled.woken.extend(slot.waker.take());
+            }
+        }
+        self.publish(cell);
+        settled
+    }
+
+    fn publish(&mut self, cell: &SnapshotCell<Snapshot<T>>) {
+        let snapshot = self.core.snapshot();
+        let key = snapshot
+            .as_ref()
+            .map(|s| (s.lease.generation(), s.valid_until));
+        if key != self.published {
+            cell.store(snapshot.map(Arc::new));
+            self.published = key;
+        }
+    }
+}
+
+/// The lock-free fast path: the published snapshot, if it is valid at the
+/// time `clock` reads. Reads the clock only for a token with an expiry.
+pub(crate) fn fast_ticket<T>(cell: &SnapshotCell<Snapshot<T>>, clock: &Clock) -> Option<Ticket<T>> {
+    let guard = cell.load();
+    let valid_until = guard.as_ref()?.valid_until;
+    if valid_until != Timestamp::MAX && clock.now() >= valid_until {
+        return None;
+    }
+    Some(Ticket::fast(guard))
+}
+
+/// The error a request gets when the refresher asks its own handle for a
+/// token (see [`Fault::Reentrant`]).
+pub(crate) fn reentrant<E>() -> HandleError<E> {
+    Error::RefreshUnavailable(RefreshFailure::Refresher(Arc::new(Fault::Reentrant)))
+}
+
+/// Marks the current thread as running the refresher of the handle at
+/// `key` for as long as it lives.
+///
+/// Guards L1 against a refresher that calls back into its own handle: such
+/// a request would wait for the refresh that waits for it. While the mark is
+/// up, a request of that handle that would wait fails at once instead. The
+/// mark comes down on drop, also when the refresher panics, so a later,
+/// unrelated request on this thread is never failed by mistake.
+pub(crate) struct Driving(usize);
+
+impl Driving {
+    pub(crate) fn enter(key: usize) -> Self {
+        DRIVING.with(|d| d.borrow_mut().push(key));
+        Driving(key)
+    }
+
+    /// Whether this thread is running the refresher of the handle at `key`.
+    pub(crate) fn is_active(key: usize) -> bool {
+        DRIVING.with(|d| d.borrow().contains(&key))
+    }
+}
+
+impl Drop for Driving {
+    fn drop(&mut self) {
+        DRIVING.with(|d| {
+            let mut d = d.borrow_mut();
+            if let Some(i) = d.iter().rposition(|k| *k == self.0) {
+                d.remove(i);
+            }
+        });
+    }
+}
+
+/// The message of a caught panic.
+pub(crate) fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        (*s).to_string()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "a non-string panic payload".to_string()
+    }
+}
+
+/// The refresher's error as the core sees it.
+pub(crate) fn lift<E>(error: RefreshError<E>) -> RefreshError<Fault<E>> {
+    match error {
+        RefreshError::Transient(e) => RefreshError::Transient(Fault::Refresher(e)),
+        RefreshError::Permanent(e) => RefreshError::Permanent(Fault::Refresher(e)),
+    }
+}
+
+/// Whether `config` backs off between attempts, which needs a timer.
+pub(crate) fn needs_timer(config: &Config) -> bool {
+    // The back-off doubles from `backoff_initial`: zero stays zero.
+    !config.backoff_initial.is_zero()
+}

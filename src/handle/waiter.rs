@@ -1,0 +1,225 @@
+//! A waiting request's future, and the [`Beacon`] that keeps the refresh
+//! driven by whoever is still waiting.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, Wake, Waker};
+
+use super::{Aftermath, Shared, Work};
+use crate::front::{HandleError, Slot, Ticket};
+use crate::sync::{AtomicBool, Mutex, Ordering};
+use crate::RequestId;
+
+/// The waker of the refresh and timer futures.
+///
+/// Waking it raises a flag and wakes the *appointed* waiter, the last one
+/// polled. Whoever then finds the flag up while work is parked takes the
+/// work out and polls it. The appointed waiter is set before the flag is
+/// read (both under the state lock), so a wake after that read always
+/// reaches a waiter that will look again.
+#[derive(Debug)]
+pub(super) struct Beacon {
+    /// The refresh or timer future was woken, or new work is due, and no
+    /// waiter has taken the work out since.
+    woken: AtomicBool,
+    appointed: Mutex<Option<(RequestId, Waker)>>,
+}
+
+impl Beacon {
+    pub(super) fn new() -> Self {
+        Beacon {
+            // Nothing is parked yet; the first work raises it.
+            woken: AtomicBool::new(false),
+            appointed: Mutex::new(None),
+        }
+    }
+
+    /// Raises the flag; returns the appointed waiter's waker to wake.
+    pub(super) fn raise(&self) -> Option<Waker> {
+        self.woken.store(true, Ordering::SeqCst);
+        self.appointed.lock().as_ref().map(|(_, w)| w.clone())
+    }
+
+    fn lower(&self) -> bool {
+        self.woken.swap(false, Ordering::SeqCst)
+    }
+
+    fn is_raised(&self) -> bool {
+        self.woken.load(Ordering::SeqCst)
+    }
+
+    fn appoint(&self, id: RequestId, waker: &Waker) {
+        let mut appointed = self.appointed.lock();
+        if !matches!(&*appointed, Some((a, w)) if *a == id && w.will_wake(waker)) {
+            *appointed = Some((id, waker.clone()));
+        }
+    }
+
+    /// `id` leaves: if it was appointed, appoints another waiter and returns
+    /// its waker, to wake it (it may have work to pick up).
+    fn resign<T, E>(
+        &self,
+        id: RequestId,
+        slots: &HashMap<RequestId, Slot<T, E, Waker>>,
+    ) -> Option<Waker> {
+        let mut appointed = self.appointed.lock();
+        if !matches!(&*appointed, Some((a, _)) if *a == id) {
+            return None;
+        }
+        *appointed = slots
+            .iter()
+            .find_map(|(id, slot)| slot.waker.as_ref().map(|w| (*id, w.clone())));
+        appointed.as_ref().map(|(_, w)| w.clone())
+    }
+}
+
+impl Wake for Beacon {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        if let Some(waker) = self.raise() {
+            waker.wake();
+        }
+    }
+}
+
+/// A request waiting for its outcome (a token to send with, or an error).
+/// While it waits, it drives the refresh when the beacon asks.
+pub(super) struct Waiting<'a, T, E>
+where
+    T: Send + Sync + 'static,
+    E: Send + Sync + 'static,
+{
+    shared: &'a Shared<T, E>,
+    id: RequestId,
+    /// The outcome was read; nothing to clean up.
+    done: bool,
+}
+
+impl<'a, T, E> Waiting<'a, T, E>
+where
+    T: Send + Sync + 'static,
+    E: Send + Sync + 'static,
+{
+    pub(super) fn new(shared: &'a Shared<T, E>, id: RequestId) -> Self {
+        Waiting {
+            shared,
+            id,
+            done: false,
+        }
+    }
+}
+
+impl<T, E> Future for Waiting<'_, T, E>
+where
+    T: Send + Sync + 'static,
+    E: Send + Sync + 'static,
+{
+    type Output = Result<Ticket<T>, HandleError<E>>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = &mut *self;
+        let shared = this.shared;
+        let mut worked = false;
+        loop {
+            let mut after = Aftermath::new();
+            let work = {
+                let mut state = shared.state.lock();
+                let Some(slot) = state.board.slots.get_mut(&this.id) else {
+                    unreachable!("a waiter's mailbox lives until the waiter leaves");
+                };
+                if let Some(outcome) = slot.outcome.take() {
+                    state.board.slots.remove(&this.id);
+                    this.done = true;
+                    after
+                        .wake
+                        .extend(shared.beacon.resign(this.id, &state.board.slots));
+                    drop(state);
+                    after.run();
+                    return Poll::Ready(outcome);
+                }
+                if !slot.waker.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+                    slot.waker = Some(cx.waker().clone());
+                }
+                shared.beacon.appoint(this.id, cx.waker());
+                let parked = state.refresh.is_waiting() || state.timer.is_waiting();
+                if worked {
+                    // Polled the work once in this poll already: if it woke
+                    // itself meanwhile, come back through the executor
+                    // rather than spin here.
+                    if parked && shared.beacon.is_raised() {
+                        cx.waker().wake_by_ref();
+                    }
+                    return Poll::Pending;
+                }
+                if !parked || !shared.beacon.lower() {
+                    return Poll::Pending;
+                }
+                Work {
+                    refresh: state.refresh.take_out(),
+                    timer: state.timer.take_out(),
+                }
+            };
+            let done = shared.run(work);
+            {
+                let mut state = shared.state.lock();
+                let now = shared.clock.now();
+                if let Some((attempt, polled)) = done.refresh {
+                    match polled {
+                        Ok(result) => {
+                            after
+                                .drop_refresh
+                                .extend(state.refresh.bring_back(attempt, None));
+                            state.board.core.handle_refreshed(now, attempt, result);
+                        }
+                        Err(pending) => after
+                            .drop_refresh
+                            .extend(state.refresh.bring_back(attempt, Some(pending))),
+                    }
+                }
+                if let Some((deadline, pending)) = done.timer {
+                    after
+                        .drop_sleep
+                        .extend(state.timer.bring_back(deadline, pending));
+                }
+                state.timer_broken |= done.timer_panicked;
+                shared.settle(&mut state, now, &mut after);
+            }
+            after.run();
+            worked = true;
+        }
+    }
+}
+
+impl<T, E> Drop for Waiting<'_, T, E>
+where
+    T: Send + Sync + 'static,
+    E: Send + Sync + 'static,
+{
+    /// A waiter that goes away (its future dropped) leaves at once. This
+    /// guards S3 and S7: the core forgets it, so it never counts against
+    /// `max_waiters` and is never resumed into a dead task; and L1 for the
+    /// others: if it was the appointed driver of the refresh, the
+    /// appointment passes to another waiter, who is woken to take over.
+    fn drop(&mut self) {
+        if self.done {
+            return;
+        }
+        let shared = self.shared;
+        let mut after = Aftermath::new();
+        {
+            let mut state = shared.state.lock();
+            let now = shared.clock.now();
+            state.board.cancel(now, self.id);
+            shared.settle(&mut state, now, &mut after);
+            after
+                .wake
+                .extend(shared.beacon.resign(self.id, &state.board.slots));
+        }
+        after.run();
+    }
+}

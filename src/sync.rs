@@ -1,0 +1,176 @@
+//! The one place the front-ends get their synchronisation primitives from.
+//!
+//! Normally these are `parking_lot`, `std` and `arc-swap`. Under
+//! `--cfg tokenflight_loom` they are `loom`'s, so that the loom suite checks
+//! the front-ends' real shared-state code in every interleaving. The cfg name
+//! is our own on purpose: a plain `--cfg loom` would also switch tokio (and
+//! anything else that honours it) into loom mode.
+//!
+//! Only what the front-ends use is here, with one API for both builds: locks
+//! return their guard directly (no poisoning), and the condition variable
+//! takes and returns the guard.
+
+pub(crate) use imp::*;
+
+#[cfg(not(tokenflight_loom))]
+mod imp {
+    use std::sync::Arc;
+    use std::time::Instant;
+
+    pub(crate) use std::sync::atomic::{AtomicBool, Ordering};
+
+    /// A mutex without poisoning: a panic never runs while it is held.
+    #[derive(Debug, Default)]
+    pub(crate) struct Mutex<T>(parking_lot::Mutex<T>);
+
+    pub(crate) type MutexGuard<'a, T> = parking_lot::MutexGuard<'a, T>;
+
+    impl<T> Mutex<T> {
+        pub(crate) fn new(value: T) -> Self {
+            Mutex(parking_lot::Mutex::new(value))
+        }
+
+        pub(crate) fn lock(&self) -> MutexGuard<'_, T> {
+            self.0.lock()
+        }
+    }
+
+    #[derive(Debug, Default)]
+    pub(crate) struct Condvar(parking_lot::Condvar);
+
+    impl Condvar {
+        pub(crate) fn new() -> Self {
+            Condvar(parking_lot::Condvar::new())
+        }
+
+        pub(crate) fn wait<'a, T>(&self, mut guard: MutexGuard<'a, T>) -> MutexGuard<'a, T> {
+            self.0.wait(&mut guard);
+            guard
+        }
+
+        /// Waits for a notification or until `deadline`, whichever is first.
+        pub(crate) fn wait_until<'a, T>(
+            &self,
+            mut guard: MutexGuard<'a, T>,
+            deadline: Instant,
+        ) -> MutexGuard<'a, T> {
+            let _ = self.0.wait_until(&mut guard, deadline);
+            guard
+        }
+
+        pub(crate) fn notify_all(&self) {
+            self.0.notify_all();
+        }
+    }
+
+    /// The published snapshot: read without a lock, written under the core's
+    /// lock.
+    #[derive(Debug)]
+    pub(crate) struct SnapshotCell<S>(arc_swap::ArcSwapOption<S>);
+
+    /// What a read of a [`SnapshotCell`] holds: an `arc-swap` guard, which
+    /// costs no reference count (no shared cache line is written) unless a
+    /// writer replaces the value while it is held.
+    pub(crate) type SnapshotGuard<S> = arc_swap::Guard<Option<Arc<S>>>;
+
+    impl<S> SnapshotCell<S> {
+        pub(crate) fn empty() -> Self {
+            SnapshotCell(arc_swap::ArcSwapOption::empty())
+        }
+
+        pub(crate) fn load(&self) -> SnapshotGuard<S> {
+            self.0.load()
+        }
+
+        pub(crate) fn store(&self, value: Option<Arc<S>>) {
+            self.0.store(value);
+        }
+    }
+
+    std::thread_local! {
+        /// See `crate::front::Driving`.
+        pub(crate) static DRIVING: std::cell::RefCell<Vec<usize>> =
+            const { std::cell::RefCell::new(Vec::new()) };
+    }
+}
+
+#[cfg(tokenflight_loom)]
+mod imp {
+    use std::sync::Arc;
+    use std::time::Instant;
+
+    pub(crate) use loom::sync::atomic::{AtomicBool, Ordering};
+
+    #[derive(Debug, Default)]
+    pub(crate) struct Mutex<T>(loom::sync::Mutex<T>);
+
+    pub(crate) type MutexGuard<'a, T> = loom::sync::MutexGuard<'a, T>;
+
+    impl<T> Mutex<T> {
+        pub(crate) fn new(value: T) -> Self {
+            Mutex(loom::sync::Mutex::new(value))
+        }
+
+        pub(crate) fn lock(&self) -> MutexGuard<'_, T> {
+            // Nothing panics while holding it, so it is never poisoned.
+            self.0.lock().unwrap_or_else(|e| e.into_inner())
+        }
+    }
+
+    #[derive(Debug, Default)]
+    pub(crate) struct Condvar(loom::sync::Condvar);
+
+    impl Condvar {
+        pub(crate) fn new() -> Self {
+            Condvar(loom::sync::Condvar::new())
+        }
+
+        pub(crate) fn wait<'a, T>(&self, guard: MutexGuard<'a, T>) -> MutexGuard<'a, T> {
+            self.0.wait(guard).unwrap_or_else(|e| e.into_inner())
+        }
+
+        /// Loom models no time: this waits for a notification only, so loom
+        /// models must not depend on timers.
+        pub(crate) fn wait_until<'a, T>(
+            &self,
+            guard: MutexGuard<'a, T>,
+            _deadline: Instant,
+        ) -> MutexGuard<'a, T> {
+            self.wait(guard)
+        }
+
+        pub(crate) fn notify_all(&self) {
+            self.0.notify_all();
+        }
+    }
+
+    /// Loom has no `ArcSwap`; a loom `RwLock` over an `Arc` has the same
+    /// contract for what we rely on (a load sees the latest completed store,
+    /// or a later one) and lets loom explore every order of loads and
+    /// stores. Only the "no reference count on the hot path" cost property
+    /// is not modelled, which is a performance matter, not a correctness one.
+    #[derive(Debug)]
+    pub(crate) struct SnapshotCell<S>(loom::sync::RwLock<Option<Arc<S>>>);
+
+    pub(crate) type SnapshotGuard<S> = Option<Arc<S>>;
+
+    impl<S> SnapshotCell<S> {
+        pub(crate) fn empty() -> Self {
+            SnapshotCell(loom::sync::RwLock::new(None))
+        }
+
+        pub(crate) fn load(&self) -> SnapshotGuard<S> {
+            self.0.read().unwrap_or_else(|e| e.into_inner()).clone()
+        }
+
+        pub(crate) fn store(&self, value: Option<Arc<S>>) {
+            *self.0.write().unwrap_or_else(|e| e.into_inner()) = value;
+        }
+    }
+
+    loom::thread_local! {
+        /// See `crate::front::Driving`.
+        pub(crate) static DRIVING: std::cell::RefCell<Vec<usize>> =
+            std::cell::RefCell::new(Vec::new());
+    }
+}
