@@ -1,2 +1,274 @@
-//! Placeholder until the simulator lands.
-fn main() {}
+//! `tokenflight-sim`: runs the simulator from the command line.
+//!
+//! With no arguments it runs the default scenario with tokenflight and the
+//! recipe, prints the comparison table and writes the HTML report; it exits
+//! non-zero if tokenflight broke any rule (the recipe's violations are the
+//! point of the comparison, not a failure).
+
+use std::fs::File;
+use std::io::BufWriter;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use tokenflight_sim::swarm::{self, Shape};
+use tokenflight_sim::{html, report, vectors, AlgoReport, RunOptions, Scenario};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "tokenflight-sim",
+    about = "Deterministic simulator: tokenflight's core against the mini-program recipe, with faults."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    /// The seed of a single run.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Swarm: run every seed in A..B, each with its own drawn scenario
+    /// (tokenflight only).
+    #[arg(long, value_name = "A..B", conflicts_with = "seed")]
+    seeds: Option<String>,
+    /// Run the scenario drawn from the seed (as the swarm does) instead of
+    /// the default one.
+    #[arg(long)]
+    drawn: bool,
+    /// Largest drawn scenario, in requests.
+    #[arg(long, default_value_t = swarm::DEFAULT_MAX_REQUESTS)]
+    max_requests: u64,
+    /// Override the number of requests of the scenario.
+    #[arg(long)]
+    requests: Option<u64>,
+    /// Run a scenario read from this JSON file (a regression trace or a
+    /// saved scenario).
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["seeds", "drawn"])]
+    scenario: Option<PathBuf>,
+    /// Which algorithms to run.
+    #[arg(long, value_enum, default_value_t = Algo::Both)]
+    algo: Algo,
+    /// Write the event trace as JSON lines to FILE (one run; with both
+    /// algorithms, tokenflight's lines come first).
+    #[arg(long, value_name = "FILE")]
+    trace: Option<PathBuf>,
+    /// Print one JSON object instead of the table.
+    #[arg(long)]
+    json: bool,
+    /// Where to write the HTML report.
+    #[arg(long, value_name = "FILE", default_value = "target/tokenflight-sim/report.html")]
+    html: PathBuf,
+    /// Do not write the HTML report.
+    #[arg(long)]
+    no_html: bool,
+    /// Drive a core with this planted bug (needs `--features mutants`).
+    #[arg(long, value_name = "NAME")]
+    mutant: Option<String>,
+    /// When tokenflight fails, shrink the failing run and save it as
+    /// `sim/regressions/NAME.json`.
+    #[arg(long, value_name = "NAME")]
+    save_regression: Option<String>,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Write the conformance vectors (ITF traces) to a directory.
+    Vectors {
+        /// Output directory.
+        #[arg(long, default_value = "sim/vectors")]
+        out: PathBuf,
+    },
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+enum Algo {
+    Both,
+    Tokenflight,
+    Recipe,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("tokenflight-sim: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+type Res<T> = Result<T, Box<dyn std::error::Error>>;
+
+fn run(cli: Cli) -> Res<ExitCode> {
+    if let Some(Command::Vectors { out }) = &cli.command {
+        let n = vectors::write_all(out)?;
+        println!("wrote {n} conformance traces to {}", out.display());
+        return Ok(ExitCode::SUCCESS);
+    }
+    let make = swarm::core_maker(cli.mutant.as_deref())?;
+    if let Some(range) = &cli.seeds {
+        let (a, b) = parse_range(range)?;
+        return swarm_run(&cli, a, b, &make);
+    }
+    let (sc, shape) = scenario(&cli)?;
+    let opts_for = |name: &str| -> Res<RunOptions> {
+        let mut opts = RunOptions::default();
+        if !cli.no_html {
+            opts.timeline = Some(html::window(&sc));
+        }
+        if let Some(path) = &cli.trace {
+            let file = if name == "tokenflight" || cli.algo != Algo::Both {
+                File::create(path)?
+            } else {
+                File::options().append(true).open(path)?
+            };
+            opts.trace = Some(Box::new(BufWriter::with_capacity(1 << 20, file)));
+        }
+        Ok(opts)
+    };
+    let started = wall_clock();
+    let mut reports: Vec<AlgoReport> = Vec::new();
+    if cli.algo != Algo::Recipe {
+        let opts = opts_for("tokenflight")?;
+        reports.push(tokenflight_sim::run_tokenflight_with(&sc, opts, &make));
+    }
+    if cli.algo != Algo::Tokenflight {
+        let opts = opts_for("recipe")?;
+        reports.push(tokenflight_sim::run_recipe(&sc, opts));
+    }
+    let wall = wall_clock().saturating_sub(started).as_secs_f64();
+    let simulated: u64 = reports.iter().map(|r| r.stats.requests).sum();
+    let throughput = simulated as f64 / wall.max(1e-9);
+    let flight = reports.iter().find(|r| r.algorithm == "tokenflight");
+    let failed = flight.is_some_and(|r| r.violation_count() > 0);
+
+    let html_path = if cli.no_html {
+        None
+    } else {
+        let page = html::page(&sc, &reports, throughput);
+        if let Some(dir) = cli.html.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        std::fs::write(&cli.html, page)?;
+        Some(cli.html.clone())
+    };
+
+    let refs: Vec<&AlgoReport> = reports.iter().collect();
+    if cli.json {
+        let summary = report::json_summary(&sc, &refs, wall, throughput);
+        println!("{}", serde_json::to_string_pretty(&summary)?);
+    } else {
+        println!(
+            "scenario: {} requests, {} streams, {:.0} req/s, token ttl {} ms ± {} ms, faults for {} ms then healed (seed {}{})",
+            sc.requests,
+            sc.streams,
+            sc.rate,
+            sc.ttl_ms,
+            sc.ttl_jitter_ms,
+            sc.fault_ms,
+            sc.seed,
+            match shape {
+                Shape::Default => "",
+                Shape::Drawn => ", drawn",
+                Shape::File => ", from file",
+            }
+        );
+        println!();
+        print!("{}", report::table(&refs));
+        println!();
+        print!("{}", report::violations_by_rule(&refs));
+        for r in &reports {
+            for f in r.violations.iter().take(if r.algorithm == "tokenflight" { 10 } else { 3 }) {
+                println!("  {} {} [{}] at {:.3} ms: {}", r.algorithm, f.rule, f.source, f.at_ms, f.detail);
+            }
+        }
+        println!();
+        println!(
+            "simulated {simulated} requests in {wall:.2} s of wall time: {:.2} M requests/s",
+            throughput / 1e6
+        );
+        if let Some(p) = &html_path {
+            println!("HTML report: {}", absolute(p).display());
+        }
+    }
+    if failed {
+        let replay = swarm::replay_command(&sc, shape, cli.max_requests, cli.mutant.as_deref());
+        eprintln!("tokenflight broke the contract on seed {}; replay: {replay}", sc.seed);
+        if let Some(name) = &cli.save_regression {
+            let path = swarm::shrink_and_save(&sc, name, cli.mutant.as_deref(), &make)?;
+            eprintln!("shrunk and saved: {}", path.display());
+        }
+        return Ok(ExitCode::FAILURE);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn scenario(cli: &Cli) -> Res<(Scenario, Shape)> {
+    let (mut sc, shape) = if let Some(path) = &cli.scenario {
+        (swarm::load_scenario(path)?, Shape::File)
+    } else if cli.drawn {
+        (Scenario::draw(cli.seed, cli.max_requests), Shape::Drawn)
+    } else {
+        (Scenario::default_run(cli.seed), Shape::Default)
+    };
+    if let Some(n) = cli.requests {
+        sc.requests = n;
+    }
+    Ok((sc, shape))
+}
+
+fn swarm_run(cli: &Cli, a: u64, b: u64, make: &swarm::Maker) -> Res<ExitCode> {
+    let started = wall_clock();
+    let outcome = swarm::run(a..b, cli.max_requests, make, cli.mutant.as_deref(), true);
+    let wall = wall_clock().saturating_sub(started).as_secs_f64();
+    let rate = outcome.requests as f64 / wall.max(1e-9);
+    if cli.json {
+        println!("{}", serde_json::to_string_pretty(&outcome)?);
+    } else {
+        println!(
+            "swarm: {} seeds, {} requests, {} failing; {:.2} M requests/s",
+            outcome.seeds,
+            outcome.requests,
+            outcome.failures.len(),
+            rate / 1e6
+        );
+    }
+    for f in &outcome.failures {
+        eprintln!("seed {} broke {}: {}", f.seed, f.rule, f.detail);
+        eprintln!("  replay: {}", f.replay);
+    }
+    if let (Some(first), Some(name)) = (outcome.failures.first(), &cli.save_regression) {
+        let sc = Scenario::draw(first.seed, cli.max_requests);
+        let path = swarm::shrink_and_save(&sc, name, cli.mutant.as_deref(), make)?;
+        eprintln!("shrunk and saved: {}", path.display());
+    }
+    Ok(if outcome.failures.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+fn parse_range(s: &str) -> Res<(u64, u64)> {
+    let (a, b) = s
+        .split_once("..")
+        .ok_or_else(|| format!("expected A..B, got {s:?}"))?;
+    let (a, b): (u64, u64) = (a.trim().parse()?, b.trim().parse()?);
+    if b <= a {
+        return Err(format!("empty seed range {s:?}").into());
+    }
+    Ok((a, b))
+}
+
+fn absolute(p: &Path) -> PathBuf {
+    std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf())
+}
+
+/// Wall-clock time, used only to measure the simulator's own throughput;
+/// nothing in a run reads it.
+#[allow(clippy::disallowed_methods)]
+fn wall_clock() -> std::time::Duration {
+    use std::sync::OnceLock;
+    use std::time::Instant;
+    static ORIGIN: OnceLock<Instant> = OnceLock::new();
+    ORIGIN.get_or_init(Instant::now).elapsed()
+}
