@@ -252,6 +252,23 @@ where
         self.ask(|board, now| board.reject(now, ticket.lease()))
     }
 
+    /// How many requests wait for a refresh now (for metrics and tests).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tokenflight::{blocking, Config, Fresh, RefreshError};
+    ///
+    /// let handle = blocking::Handle::new(Config::default(), |_clock| {
+    ///     Ok::<_, RefreshError<()>>(Fresh::new("tok"))
+    /// })
+    /// .unwrap();
+    /// assert_eq!(handle.waiters(), 0);
+    /// ```
+    pub fn waiters(&self) -> usize {
+        self.shared.state.lock().board.core.waiters()
+    }
+
     /// Installs a token obtained elsewhere (a new login): it becomes current
     /// at once, ends a failed state and resumes every waiter.
     ///

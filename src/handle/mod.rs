@@ -598,6 +598,23 @@ where
         }
     }
 
+    /// How many requests wait for a refresh now (for metrics and tests).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tokenflight::{Handle, Config, Fresh, RefreshError};
+    ///
+    /// let handle = Handle::new(Config::default(), |_clock| {
+    ///     async { Ok::<_, RefreshError<()>>(Fresh::new("tok")) }
+    /// })
+    /// .unwrap();
+    /// assert_eq!(handle.waiters(), 0);
+    /// ```
+    pub fn waiters(&self) -> usize {
+        self.shared.state.lock().board.core.waiters()
+    }
+
     /// Installs a token obtained elsewhere (a new login): it becomes current
     /// at once, ends a failed state and resumes every waiter.
     ///

@@ -1,0 +1,479 @@
+//! The async handle under two executors: tokio (multi-threaded) and
+//! `futures`' `LocalPool`, which has no tokio at all. A fake in-process
+//! server issues numbered tokens and rejects those older than its cut-off;
+//! its refresh can be held at a gate so that requests pile up behind it.
+//! No test looks at the clock.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+use futures::channel::oneshot;
+use futures::executor::LocalPool;
+use futures::future::{FutureExt, RemoteHandle, Shared};
+use futures::task::LocalSpawnExt;
+use tokenflight::{
+    Builder, Config, Error, Fault, Fresh, Generation, Handle, HandleError, RefreshError,
+    RefreshFailure, Reply,
+};
+
+type Outcome = Result<u64, HandleError<&'static str>>;
+
+/// How the fake server's refresh endpoint behaves.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    Issue,
+    Panic,
+    Refuse,
+}
+
+struct Server {
+    /// The last token issued (tokens are 1, 2, 3...).
+    issued: AtomicU64,
+    /// Tokens below this are rejected as expired.
+    cutoff: AtomicU64,
+    refreshes: AtomicU64,
+    mode: Mutex<Mode>,
+    gate: Mutex<Gate>,
+}
+
+#[derive(Default)]
+struct Gate {
+    open: Option<oneshot::Sender<()>>,
+    wait: Option<Shared<oneshot::Receiver<()>>>,
+}
+
+impl Server {
+    fn new() -> Arc<Self> {
+        Arc::new(Server {
+            issued: AtomicU64::new(0),
+            cutoff: AtomicU64::new(0),
+            refreshes: AtomicU64::new(0),
+            mode: Mutex::new(Mode::Issue),
+            gate: Mutex::new(Gate::default()),
+        })
+    }
+
+    fn set_mode(&self, mode: Mode) {
+        *self.mode.lock().unwrap() = mode;
+    }
+
+    /// Every token issued so far is expired from now on.
+    fn expire(&self) {
+        self.cutoff
+            .store(self.issued.load(Ordering::SeqCst) + 1, Ordering::SeqCst);
+    }
+
+    /// Refreshes wait until `open_gate`.
+    fn close_gate(&self) {
+        let (tx, rx) = oneshot::channel();
+        *self.gate.lock().unwrap() = Gate {
+            open: Some(tx),
+            wait: Some(rx.shared()),
+        };
+    }
+
+    fn open_gate(&self) {
+        if let Some(tx) = self.gate.lock().unwrap().open.take() {
+            let _ = tx.send(());
+        }
+    }
+
+    async fn refresh(self: Arc<Self>) -> Result<Fresh<u64>, RefreshError<&'static str>> {
+        self.refreshes.fetch_add(1, Ordering::SeqCst);
+        let wait = self.gate.lock().unwrap().wait.clone();
+        if let Some(wait) = wait {
+            let _ = wait.await;
+        }
+        let mode = *self.mode.lock().unwrap();
+        match mode {
+            Mode::Issue => Ok(Fresh::new(self.issued.fetch_add(1, Ordering::SeqCst) + 1)),
+            Mode::Panic => panic!("refresher exploded"),
+            Mode::Refuse => Err(RefreshError::Permanent("invalid_grant")),
+        }
+    }
+
+    /// The API: answers with the token it was called with, or rejects it.
+    fn serve(&self, token: u64) -> Reply<u64> {
+        if token >= self.cutoff.load(Ordering::SeqCst) {
+            Reply::Done(token)
+        } else {
+            Reply::Rejected
+        }
+    }
+}
+
+fn config() -> Config {
+    let mut config = Config::default();
+    config.max_waiters = 20_000;
+    config.backoff_initial = Duration::ZERO;
+    config.cooldown = Duration::ZERO;
+    config
+}
+
+fn handle(server: &Arc<Server>) -> Handle<u64, &'static str> {
+    let s = Arc::clone(server);
+    Builder::new()
+        .config(config())
+        .build(move |_clock| Arc::clone(&s).refresh())
+        .unwrap()
+}
+
+async fn call(handle: Handle<u64, &'static str>, server: Arc<Server>) -> Outcome {
+    handle
+        .call(move |token: &u64| std::future::ready(server.serve(*token)))
+        .await
+}
+
+/// One token in use, then expired: the next requests all come back
+/// rejected.
+fn warmed_up(
+    pool: &mut LocalPool,
+    handle: &Handle<u64, &'static str>,
+    server: &Arc<Server>,
+) -> u64 {
+    let first = pool.run_until(call(handle.clone(), Arc::clone(server)));
+    assert_eq!(first, Ok(1));
+    server.expire();
+    server.refreshes.load(Ordering::SeqCst)
+}
+
+fn spawn_calls(
+    pool: &LocalPool,
+    handle: &Handle<u64, &'static str>,
+    server: &Arc<Server>,
+    n: usize,
+) -> Vec<RemoteHandle<Outcome>> {
+    (0..n)
+        .map(|_| {
+            pool.spawner()
+                .spawn_local_with_handle(call(handle.clone(), Arc::clone(server)))
+                .unwrap()
+        })
+        .collect()
+}
+
+#[test]
+fn ten_thousand_calls_on_one_expiry_refresh_once_local_pool() {
+    let server = Server::new();
+    let handle = handle(&server);
+    let mut pool = LocalPool::new();
+    let before = warmed_up(&mut pool, &handle, &server);
+    server.close_gate();
+    let calls = spawn_calls(&pool, &handle, &server, 10_000);
+    pool.run_until_stalled();
+    assert_eq!(handle.waiters(), 10_000);
+    server.open_gate();
+    let results = pool.run_until(futures::future::join_all(calls));
+    assert_eq!(results.len(), 10_000);
+    assert!(
+        results.iter().all(|r| *r == Ok(2)),
+        "every call answered with token 2"
+    );
+    assert_eq!(server.refreshes.load(Ordering::SeqCst), before + 1);
+    assert_eq!(handle.waiters(), 0);
+}
+
+#[test]
+fn half_the_waiters_dropped_mid_refresh_local_pool() {
+    let server = Server::new();
+    let handle = handle(&server);
+    let mut pool = LocalPool::new();
+    let before = warmed_up(&mut pool, &handle, &server);
+    server.close_gate();
+    let mut calls = spawn_calls(&pool, &handle, &server, 10_000);
+    pool.run_until_stalled();
+    assert_eq!(handle.waiters(), 10_000);
+    // Dropping a remote handle drops its task's future at the next poll;
+    // the first half includes the one that started (and drove) the refresh.
+    let kept = calls.split_off(5_000);
+    drop(calls);
+    pool.run_until_stalled();
+    assert_eq!(handle.waiters(), 5_000, "dropped waiters leave at once");
+    server.open_gate();
+    let results = pool.run_until(futures::future::join_all(kept));
+    assert!(results.iter().all(|r| *r == Ok(2)));
+    assert_eq!(results.len(), 5_000);
+    assert_eq!(server.refreshes.load(Ordering::SeqCst), before + 1);
+    assert_eq!(handle.waiters(), 0);
+}
+
+#[test]
+fn the_refresh_survives_its_driver_local_pool() {
+    let server = Server::new();
+    let handle = handle(&server);
+    let mut pool = LocalPool::new();
+    let before = warmed_up(&mut pool, &handle, &server);
+    server.close_gate();
+    // `a` starts the refresh and polls it; `c`, polled last, is the waiter
+    // the handle's waker is appointed to. Both go; `b` must still finish.
+    let mut calls = spawn_calls(&pool, &handle, &server, 1);
+    pool.run_until_stalled();
+    calls.extend(spawn_calls(&pool, &handle, &server, 2));
+    pool.run_until_stalled();
+    assert_eq!(handle.waiters(), 3);
+    let c = calls.pop().unwrap();
+    let b = calls.pop().unwrap();
+    drop(calls);
+    drop(c);
+    pool.run_until_stalled();
+    assert_eq!(handle.waiters(), 1);
+    server.open_gate();
+    assert_eq!(pool.run_until(b), Ok(2));
+    assert_eq!(server.refreshes.load(Ordering::SeqCst), before + 1);
+}
+
+#[test]
+fn a_refresh_nobody_waits_for_is_picked_up_by_the_next_caller() {
+    let server = Server::new();
+    let handle = handle(&server);
+    let mut pool = LocalPool::new();
+    let before = warmed_up(&mut pool, &handle, &server);
+    server.close_gate();
+    let calls = spawn_calls(&pool, &handle, &server, 3);
+    pool.run_until_stalled();
+    drop(calls);
+    pool.run_until_stalled();
+    assert_eq!(handle.waiters(), 0);
+    server.open_gate();
+    // The refresh is still the one in flight: the newcomer waits for it and
+    // drives it; no second refresh starts.
+    assert_eq!(
+        pool.run_until(call(handle.clone(), Arc::clone(&server))),
+        Ok(2)
+    );
+    assert_eq!(server.refreshes.load(Ordering::SeqCst), before + 1);
+}
+
+#[test]
+fn a_panicking_refresher_fails_every_waiter_and_the_handle_recovers() {
+    let server = Server::new();
+    let handle = handle(&server);
+    let mut pool = LocalPool::new();
+    let before = warmed_up(&mut pool, &handle, &server);
+    server.set_mode(Mode::Panic);
+    server.close_gate();
+    let calls = spawn_calls(&pool, &handle, &server, 100);
+    pool.run_until_stalled();
+    server.open_gate();
+    let results = pool.run_until(futures::future::join_all(calls));
+    for result in &results {
+        let Err(Error::RefreshUnavailable(RefreshFailure::Refresher(fault))) = result else {
+            panic!("expected a refresher fault, got {result:?}");
+        };
+        assert!(matches!(&**fault, Fault::Panicked(m) if m == "refresher exploded"));
+    }
+    // Each of the round's attempts panicked; then everyone was told.
+    let attempts = u64::from(config().max_refresh_attempts);
+    assert_eq!(server.refreshes.load(Ordering::SeqCst), before + attempts);
+    assert_eq!(handle.waiters(), 0);
+    server.set_mode(Mode::Issue);
+    assert_eq!(
+        pool.run_until(call(handle.clone(), Arc::clone(&server))),
+        Ok(2)
+    );
+}
+
+#[test]
+fn a_permanent_failure_reaches_every_waiter_until_a_login() {
+    let server = Server::new();
+    let handle = handle(&server);
+    let mut pool = LocalPool::new();
+    let before = warmed_up(&mut pool, &handle, &server);
+    server.set_mode(Mode::Refuse);
+    server.close_gate();
+    let calls = spawn_calls(&pool, &handle, &server, 1_000);
+    pool.run_until_stalled();
+    server.open_gate();
+    let results = pool.run_until(futures::future::join_all(calls));
+    assert!(results.iter().all(|r| *r
+        == Err(Error::LoginRequired(Arc::new(Fault::Refresher(
+            "invalid_grant"
+        ))))));
+    assert_eq!(server.refreshes.load(Ordering::SeqCst), before + 1);
+    // Failing fast now, without asking the refresher again.
+    let late = pool.run_until(call(handle.clone(), Arc::clone(&server)));
+    assert!(matches!(late, Err(Error::LoginRequired(_))));
+    assert_eq!(server.refreshes.load(Ordering::SeqCst), before + 1);
+    server.issued.store(7, Ordering::SeqCst);
+    handle.set_token(Fresh::new(7));
+    assert_eq!(
+        pool.run_until(call(handle.clone(), Arc::clone(&server))),
+        Ok(7)
+    );
+}
+
+#[test]
+fn a_stale_rejection_never_refreshes_again() {
+    let server = Server::new();
+    let handle = handle(&server);
+    futures::executor::block_on(async {
+        let old = handle.ticket().await.unwrap();
+        let also_old = handle.ticket().await.unwrap();
+        assert_eq!(old.generation(), Generation(1));
+        let retry = handle.reject(old).await.unwrap();
+        assert_eq!(retry.generation(), Generation(2));
+        // The second rejection of generation 1 comes after the refresh.
+        let retry = handle.reject(also_old).await.unwrap();
+        assert_eq!((retry.generation(), retry.send()), (Generation(2), 2));
+    });
+    assert_eq!(server.refreshes.load(Ordering::SeqCst), 2);
+}
+
+#[test]
+fn a_token_rejected_every_time_ends_in_auth_rejected() {
+    let server = Server::new();
+    let handle = handle(&server);
+    let result = futures::executor::block_on(
+        handle.call(|_: &u64| std::future::ready(Reply::<()>::Rejected)),
+    );
+    let sends = config().max_sends();
+    assert_eq!(result, Err(Error::AuthRejected { sends }));
+    // The first token, then one refresh per rejection but the last.
+    assert_eq!(server.refreshes.load(Ordering::SeqCst), u64::from(sends));
+}
+
+#[test]
+fn a_refresher_calling_its_own_handle_gets_an_error_not_a_deadlock() {
+    let handle_cell: Arc<OnceLock<Handle<u64, &'static str>>> = Arc::new(OnceLock::new());
+    let nested_failed = Arc::new(AtomicBool::new(false));
+    let (cell, flag) = (Arc::clone(&handle_cell), Arc::clone(&nested_failed));
+    let handle = Builder::new()
+        .config(config())
+        .build(move |_clock| {
+            let (cell, flag) = (Arc::clone(&cell), Arc::clone(&flag));
+            async move {
+                let nested = cell.get().unwrap().ticket().await;
+                if let Err(Error::RefreshUnavailable(RefreshFailure::Refresher(f))) = &nested {
+                    flag.store(matches!(**f, Fault::Reentrant), Ordering::SeqCst);
+                }
+                Ok(Fresh::new(1))
+            }
+        })
+        .unwrap();
+    handle_cell.set(handle.clone()).unwrap();
+    let ticket = futures::executor::block_on(handle.ticket()).unwrap();
+    assert_eq!(*ticket.token(), 1);
+    assert!(nested_failed.load(Ordering::SeqCst));
+}
+
+#[test]
+fn without_a_timer_a_back_off_is_refused_at_build_time() {
+    let built = Builder::new()
+        .config(Config::default())
+        .without_timer()
+        .build(|_clock| async { Ok::<_, RefreshError<()>>(Fresh::new(1)) });
+    assert_eq!(built.err(), Some(tokenflight::BuildError::TimerRequired));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ten_thousand_calls_and_half_dropped_under_tokio() {
+    let server = Server::new();
+    let handle = handle(&server);
+    assert_eq!(call(handle.clone(), Arc::clone(&server)).await, Ok(1));
+    server.expire();
+    server.close_gate();
+    let mut tasks: Vec<_> = (0..10_000)
+        .map(|_| tokio::spawn(call(handle.clone(), Arc::clone(&server))))
+        .collect();
+    while handle.waiters() < 10_000 {
+        tokio::task::yield_now().await;
+    }
+    let kept = tasks.split_off(5_000);
+    for task in &tasks {
+        task.abort();
+    }
+    while handle.waiters() > 5_000 {
+        tokio::task::yield_now().await;
+    }
+    server.open_gate();
+    for task in kept {
+        assert_eq!(task.await.unwrap(), Ok(2));
+    }
+    for task in tasks {
+        assert!(task.await.unwrap_err().is_cancelled());
+    }
+    assert_eq!(server.refreshes.load(Ordering::SeqCst), 2);
+    assert_eq!(handle.waiters(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ten_thousand_calls_on_one_expiry_refresh_once_tokio() {
+    let server = Server::new();
+    let handle = handle(&server);
+    assert_eq!(call(handle.clone(), Arc::clone(&server)).await, Ok(1));
+    server.expire();
+    // No gate: the herd races the refresh as it happens.
+    let tasks: Vec<_> = (0..10_000)
+        .map(|_| tokio::spawn(call(handle.clone(), Arc::clone(&server))))
+        .collect();
+    let mut done = 0;
+    for task in tasks {
+        assert_eq!(task.await.unwrap(), Ok(2));
+        done += 1;
+    }
+    assert_eq!(done, 10_000);
+    assert_eq!(server.refreshes.load(Ordering::SeqCst), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failures_reach_every_waiter_under_tokio() {
+    let server = Server::new();
+    let handle = handle(&server);
+    assert_eq!(call(handle.clone(), Arc::clone(&server)).await, Ok(1));
+    server.expire();
+    server.set_mode(Mode::Panic);
+    server.close_gate();
+    let tasks: Vec<_> = (0..1_000)
+        .map(|_| tokio::spawn(call(handle.clone(), Arc::clone(&server))))
+        .collect();
+    while handle.waiters() < 1_000 {
+        tokio::task::yield_now().await;
+    }
+    server.open_gate();
+    for task in tasks {
+        assert!(matches!(
+            task.await.unwrap(),
+            Err(Error::RefreshUnavailable(RefreshFailure::Refresher(_)))
+        ));
+    }
+    server.set_mode(Mode::Refuse);
+    let refused = call(handle.clone(), Arc::clone(&server)).await;
+    assert!(matches!(refused, Err(Error::LoginRequired(_))));
+}
+
+#[cfg(feature = "tokio")]
+#[tokio::test]
+async fn the_tokio_timer_ends_a_back_off() {
+    let server = Server::new();
+    let mut config = config();
+    config.backoff_initial = Duration::from_millis(1);
+    config.backoff_max = Duration::from_millis(2);
+    let s = Arc::clone(&server);
+    let handle = Builder::new()
+        .config(config)
+        .sleep(tokenflight::TokioSleep)
+        .build(move |_clock| Arc::clone(&s).refresh())
+        .unwrap();
+    server.set_mode(Mode::Panic);
+    let result = call(handle.clone(), Arc::clone(&server)).await;
+    assert!(matches!(result, Err(Error::RefreshUnavailable(_))));
+    assert_eq!(server.refreshes.load(Ordering::SeqCst), 3);
+}
+
+#[test]
+fn the_thread_timer_ends_a_back_off_under_any_executor() {
+    let server = Server::new();
+    let mut config = config();
+    config.backoff_initial = Duration::from_millis(1);
+    config.backoff_max = Duration::from_millis(2);
+    let s = Arc::clone(&server);
+    let handle = Builder::new()
+        .config(config)
+        .build(move |_clock| Arc::clone(&s).refresh())
+        .unwrap();
+    server.set_mode(Mode::Panic);
+    let result = futures::executor::block_on(call(handle.clone(), Arc::clone(&server)));
+    assert!(matches!(result, Err(Error::RefreshUnavailable(_))));
+    assert_eq!(server.refreshes.load(Ordering::SeqCst), 3);
+}
