@@ -30,7 +30,7 @@ mod time;
 mod token;
 
 pub use crate::config::{Config, ConfigError};
-pub use crate::core::{Action, Core, Mutant, Next, Phase, Snapshot};
+pub use crate::core::{Action, Core, Mutant, Next, Phase, Snapshot, Stats};
 pub use crate::error::{Error, RefreshError, RefreshFailure};
 pub use crate::front::{BuildError, Clock, Fault, HandleError, Reply, Ticket};
 #[cfg(feature = "tokio")]

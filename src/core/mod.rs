@@ -3,6 +3,7 @@
 
 mod mutant;
 mod state;
+mod stats;
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::fmt;
@@ -11,6 +12,8 @@ use std::time::Duration;
 
 pub use mutant::Mutant;
 use state::{Current, Round, State, Step};
+pub use stats::Stats;
+use stats::Uncompared;
 
 use crate::jitter::Jitter;
 use crate::{
@@ -156,6 +159,7 @@ pub struct Core<T, E> {
     actions: VecDeque<Action<T, E>>,
     jitter: Jitter,
     mutant: Option<Mutant>,
+    stats: Uncompared,
 }
 
 impl<T, E> Core<T, E> {
@@ -177,6 +181,7 @@ impl<T, E> Core<T, E> {
             abandoned: BTreeSet::new(),
             actions: VecDeque::new(),
             mutant: None,
+            stats: Uncompared::default(),
         })
     }
 
@@ -224,12 +229,18 @@ impl<T, E> Core<T, E> {
         // of this request: even a request out of retries marks the current
         // token bad, or the next request would be sent with it (S5).
         let stale = lease.generation() < self.generation;
+        if stale {
+            self.stats.0.stale_rejections_skipped += 1;
+        } else {
+            self.stats.0.rejections += 1;
+        }
         if !stale || self.is(Mutant::RefreshOnStaleRejection) {
             if let Some(current) = &mut self.token {
                 current.rejected = true;
             }
         }
         if lease.send() >= self.config.max_sends() && !self.is(Mutant::IgnoreRetryBudget) {
+            self.stats.0.auth_rejected += 1;
             return Next::Fail(Error::AuthRejected {
                 sends: lease.send(),
             });
@@ -289,6 +300,7 @@ impl<T, E> Core<T, E> {
                     self.attempt_failed(now, RefreshFailure::Refresher(Arc::new(e)))
                 }
                 Err(RefreshError::Permanent(e)) => {
+                    self.stats.0.permanent_failures += 1;
                     self.give_up(Error::LoginRequired(Arc::new(e)), None)
                 }
             }
@@ -302,6 +314,7 @@ impl<T, E> Core<T, E> {
         let revoked = matches!(self.state, State::Failed { retry_at: None, .. });
         if let (true, false, Ok(fresh)) = (late, revoked, result) {
             if !expired(&fresh, now) {
+                self.stats.0.late_results_adopted += 1;
                 self.adopt(now, fresh);
             }
         }
@@ -317,6 +330,7 @@ impl<T, E> Core<T, E> {
         };
         match round.step {
             Step::InFlight { attempt, deadline } if now >= deadline => {
+                self.stats.0.attempts_timed_out += 1;
                 self.abandoned.insert(attempt);
                 if self.abandoned.len() > self.config.max_refresh_attempts as usize {
                     self.abandoned.pop_first();
@@ -407,6 +421,11 @@ impl<T, E> Core<T, E> {
         }
     }
 
+    /// What the core has done so far, for metrics.
+    pub fn stats(&self) -> &Stats {
+        &self.stats.0
+    }
+
     /// The configuration the core runs with.
     pub fn config(&self) -> &Config {
         &self.config
@@ -444,10 +463,18 @@ impl<T, E> Core<T, E> {
             self.config.max_waiters
         };
         if let State::Refreshing(round) = &mut self.state {
-            return park(round, id, sends, limit);
+            let next = park(round, id, sends, limit);
+            let stats = &mut self.stats.0;
+            match next {
+                Next::Wait => stats.joins += 1,
+                Next::Fail(Error::Overloaded) => stats.overloaded += 1,
+                _ => {}
+            }
+            return next;
         }
         if let State::Failed { error, retry_at } = &self.state {
             if retry_at.is_none_or(|at| now < at) {
+                self.stats.0.fast_failures += 1;
                 return Next::Fail(error.clone());
             }
         } else if let Some(lease) = self.usable_lease(now, sends.saturating_add(1)) {
@@ -475,6 +502,7 @@ impl<T, E> Core<T, E> {
 
     fn start_attempt(&mut self, now: Timestamp) {
         self.last_attempt = self.last_attempt.next();
+        self.stats.0.refreshes_started += 1;
         let attempt = self.last_attempt;
         if let State::Refreshing(round) = &mut self.state {
             round.step = Step::InFlight {
@@ -490,6 +518,7 @@ impl<T, E> Core<T, E> {
             return;
         };
         round.failures += 1;
+        self.stats.0.attempts_failed += 1;
         if round.failures < self.config.max_refresh_attempts {
             let backoff = backoff(&self.config, round.failures);
             round.step = Step::BackingOff {
@@ -505,6 +534,7 @@ impl<T, E> Core<T, E> {
             return;
         }
         let retry_at = now + self.jitter.equal(self.config.cooldown);
+        self.stats.0.rounds_given_up += 1;
         self.give_up(Error::RefreshUnavailable(failure), Some(retry_at));
     }
 
@@ -529,6 +559,7 @@ impl<T, E> Core<T, E> {
     }
 
     fn adopt(&mut self, now: Timestamp, fresh: Fresh<T>) {
+        self.stats.0.tokens_adopted += 1;
         self.install(now, fresh);
         self.settle(now);
     }

@@ -580,3 +580,38 @@ fn debug_shows_the_state_but_never_the_token() {
     assert!(!printed.contains("hunter2"), "{printed}");
     assert!(printed.contains("Idle"), "{printed}");
 }
+
+#[test]
+fn stats_count_what_happened_and_do_not_tell_states_apart() {
+    let mut c = core();
+    let _ = c.handle_acquire(ms(0), RequestId(1));
+    let _ = c.handle_acquire(ms(0), RequestId(2));
+    let first = started(&mut c);
+    c.handle_timeout(ms(1_000));
+    let retry = c.poll_timeout().unwrap();
+    c.handle_timeout(retry);
+    let _second = started(&mut c);
+    c.handle_refreshed(retry, first, Ok(Fresh::new("late")));
+    let Action::Resume { lease, .. } = actions(&mut c).remove(0) else {
+        panic!("expected a resume")
+    };
+    c.handle_set_token(retry, Fresh::new("login"));
+    let _ = c.handle_rejection(retry, RequestId(1), &lease);
+    let s = *c.stats();
+    assert_eq!(
+        (
+            s.refreshes_started,
+            s.joins,
+            s.attempts_failed,
+            s.attempts_timed_out
+        ),
+        (2, 1, 1, 1)
+    );
+    assert_eq!((s.tokens_adopted, s.late_results_adopted), (1, 1));
+    assert_eq!((s.stale_rejections_skipped, s.rejections), (1, 0));
+    let mut fresh = core();
+    fresh.handle_set_token(ms(0), Fresh::new("t1"));
+    let mut counted = fresh.clone();
+    let _ = counted.handle_acquire(ms(0), RequestId(9));
+    assert_eq!(counted, fresh, "a send changes no state, only the counts");
+}
