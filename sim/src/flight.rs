@@ -129,6 +129,16 @@ impl Flight {
                 Action::Fail { id, error } => self.fail(w, id.0 as u32, &error),
             }
         }
+        // Calls whose attempt the core no longer waits for (timed out, or
+        // superseded by a new token) are abandoned: their answers may still
+        // come and are still reported, but the client no longer counts on
+        // them.
+        let in_flight = self.rec.core().in_flight();
+        for (&call, &attempt) in &self.attempts {
+            if Some(attempt) != in_flight {
+                w.abandon(call);
+            }
+        }
         let due = self.rec.poll_timeout().map(Timestamp::as_nanos);
         if due.is_some() && due != self.timer_at {
             w.set_timer(due.unwrap_or_default());
@@ -147,8 +157,7 @@ impl Algorithm for Flight {
     fn start(&mut self, w: &mut World, login: Grant) {
         let c = self.rec.core().config();
         let window = (c.expiry_skew + c.skew_jitter).as_nanos() as u64;
-        let timeout = c.refresh_timeout.as_nanos() as u64;
-        w.judge_refreshes(Some(timeout), window);
+        w.judge_refreshes(window);
         self.leases.reserve(w.sc.requests.min(1 << 24) as usize);
         self.relogin(w, login);
     }

@@ -40,7 +40,9 @@ const TOP: f64 = 24.0;
 
 /// Colour of token generation `g` (cycled).
 fn gen_colour(g: u64) -> &'static str {
-    ["#1f77b4", "#2ca02c", "#9467bd", "#17becf", "#8c564b", "#e377c2"][(g % 6) as usize]
+    [
+        "#1f77b4", "#2ca02c", "#9467bd", "#17becf", "#8c564b", "#e377c2",
+    ][(g % 6) as usize]
 }
 
 /// The SVG timeline of one algorithm.
@@ -57,7 +59,10 @@ pub fn svg(tl: &Timeline, title: &str) -> String {
         r#"<svg xmlns="http://www.w3.org/2000/svg" class="timeline" width="{W}" height="{height}" viewBox="0 0 {W} {height}" role="img" aria-label="{}">"#,
         esc(title)
     );
-    let _ = write!(s, r##"<rect x="0" y="0" width="{W}" height="{height}" fill="#fff"/>"##);
+    let _ = write!(
+        s,
+        r##"<rect x="0" y="0" width="{W}" height="{height}" fill="#fff"/>"##
+    );
     // Refresh windows, behind everything.
     for r in &tl.refreshes {
         let (end, class, fill) = match r.end {
@@ -232,7 +237,11 @@ pub fn page(sc: &Scenario, reports: &[AlgoReport], throughput: f64) -> String {
         if r.violations.is_empty() {
             s.push_str("<p>No violations.</p>");
         } else {
-            let _ = write!(s, "<p>First violations ({} in all):</p>", r.violation_count());
+            let _ = write!(
+                s,
+                "<p>First violations ({} in all):</p>",
+                r.violation_count()
+            );
             s.push_str(&findings(&r.violations));
         }
     }

@@ -54,7 +54,11 @@ struct Cli {
     #[arg(long)]
     json: bool,
     /// Where to write the HTML report.
-    #[arg(long, value_name = "FILE", default_value = "target/tokenflight-sim/report.html")]
+    #[arg(
+        long,
+        value_name = "FILE",
+        default_value = "target/tokenflight-sim/report.html"
+    )]
     html: PathBuf,
     /// Do not write the HTML report.
     #[arg(long)]
@@ -177,8 +181,15 @@ fn run(cli: Cli) -> Res<ExitCode> {
         println!();
         print!("{}", report::violations_by_rule(&refs));
         for r in &reports {
-            for f in r.violations.iter().take(if r.algorithm == "tokenflight" { 10 } else { 3 }) {
-                println!("  {} {} [{}] at {:.3} ms: {}", r.algorithm, f.rule, f.source, f.at_ms, f.detail);
+            for f in r
+                .violations
+                .iter()
+                .take(if r.algorithm == "tokenflight" { 10 } else { 3 })
+            {
+                println!(
+                    "  {} {} [{}] at {:.3} ms: {}",
+                    r.algorithm, f.rule, f.source, f.at_ms, f.detail
+                );
             }
         }
         println!();
@@ -192,7 +203,10 @@ fn run(cli: Cli) -> Res<ExitCode> {
     }
     if failed {
         let replay = swarm::replay_command(&sc, shape, cli.max_requests, cli.mutant.as_deref());
-        eprintln!("tokenflight broke the contract on seed {}; replay: {replay}", sc.seed);
+        eprintln!(
+            "tokenflight broke the contract on seed {}; replay: {replay}",
+            sc.seed
+        );
         if let Some(name) = &cli.save_regression {
             let path = swarm::shrink_and_save(&sc, name, cli.mutant.as_deref(), &make)?;
             eprintln!("shrunk and saved: {}", path.display());

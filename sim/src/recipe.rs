@@ -146,7 +146,7 @@ impl Algorithm for Recipe {
     const NAME: &'static str = "recipe";
 
     fn start(&mut self, w: &mut World, login: Grant) {
-        w.judge_refreshes(None, 0);
+        w.judge_refreshes(0);
         self.sent_with.reserve(w.sc.requests.min(1 << 24) as usize);
         self.new_token(w, &login, None);
     }

@@ -53,6 +53,9 @@ pub struct Stats {
     pub double_refreshes: u64,
     /// Sessions the server revoked because a refresh token was used twice.
     pub reuse_revocations: u64,
+    /// Times a refresh call went out while an earlier one the client had
+    /// given up on (timed out or superseded) was still outstanding.
+    pub overlaps_abandoned: u64,
     /// Sessions revoked by an injected fault.
     pub revocations: u64,
     /// New logins the user had to do.

@@ -53,7 +53,7 @@ struct RefreshToken {
     family: u32,
     used: bool,
     /// The answer to the call that used it reached the client: from then on
-    /// the client knows its successor, so using it again is a client bug.
+    /// the client knows its successor, so sending it again is a client bug.
     successor_seen: bool,
 }
 
@@ -129,8 +129,17 @@ impl Server {
         }
     }
 
-    /// Processes a refresh with refresh token `rt` at `now`.
-    pub fn refresh(&mut self, rt: u64, now: u64) -> Refreshed {
+    /// Whether the client has received the answer that rotated `rt`.
+    pub fn successor_seen(&self, rt: u64) -> bool {
+        self.refresh
+            .get(rt as usize)
+            .is_some_and(|t| t.successor_seen)
+    }
+
+    /// Processes a refresh with refresh token `rt` at `now`; `seen` says
+    /// whether the client had received `rt`'s rotation before it sent this
+    /// call (what makes a reuse a client bug rather than a lost answer).
+    pub fn refresh(&mut self, rt: u64, now: u64, seen: bool) -> Refreshed {
         let Some(token) = self.refresh.get_mut(rt as usize) else {
             return Refreshed::InvalidGrant;
         };
@@ -139,7 +148,6 @@ impl Server {
             return Refreshed::InvalidGrant;
         }
         if token.used {
-            let seen = token.successor_seen;
             self.families[family as usize] = Some(now);
             self.reuses.push(Reuse { at: now, seen });
             return Refreshed::InvalidGrant;
@@ -198,7 +206,7 @@ mod tests {
         let g = s.login(0);
         assert_eq!(s.verdict(g.access, 0), Verdict::Valid);
         assert_eq!(s.verdict(g.access, g.expires_at), Verdict::Expired);
-        let Refreshed::Granted(g2) = s.refresh(g.refresh, 5) else {
+        let Refreshed::Granted(g2) = s.refresh(g.refresh, 5, false) else {
             panic!()
         };
         assert_ne!(g2.refresh, g.refresh);
@@ -209,15 +217,16 @@ mod tests {
     fn reuse_revokes_the_family() {
         let mut s = server();
         let g = s.login(0);
-        let Refreshed::Granted(g2) = s.refresh(g.refresh, 1) else {
+        let Refreshed::Granted(g2) = s.refresh(g.refresh, 1, false) else {
             panic!()
         };
         s.answer_seen(g.refresh);
-        assert_eq!(s.refresh(g.refresh, 2), Refreshed::InvalidGrant);
+        assert!(s.successor_seen(g.refresh));
+        assert_eq!(s.refresh(g.refresh, 2, true), Refreshed::InvalidGrant);
         assert_eq!(s.reuses, [Reuse { at: 2, seen: true }]);
         assert_eq!(s.verdict(g2.access, 2), Verdict::Revoked);
         assert_eq!(s.verdict(g2.access, 1), Verdict::Valid, "judged by time");
-        assert_eq!(s.refresh(g2.refresh, 3), Refreshed::InvalidGrant);
+        assert_eq!(s.refresh(g2.refresh, 3, false), Refreshed::InvalidGrant);
         let g3 = s.login(4);
         assert_eq!(s.verdict(g3.access, 4), Verdict::Valid);
     }

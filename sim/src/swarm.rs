@@ -70,13 +70,21 @@ fn mutant_maker(_: tokenflight::Mutant) -> Result<Box<Maker>, String> {
 }
 
 /// The one-line command that replays a run.
-pub fn replay_command(sc: &Scenario, shape: Shape, max_requests: u64, mutant: Option<&str>) -> String {
+pub fn replay_command(
+    sc: &Scenario,
+    shape: Shape,
+    max_requests: u64,
+    mutant: Option<&str>,
+) -> String {
     let features = if mutant.is_some() {
         " --features mutants"
     } else {
         ""
     };
-    let mut cmd = format!("cargo run --release -p tokenflight-sim{features} -- --seed {}", sc.seed);
+    let mut cmd = format!(
+        "cargo run --release -p tokenflight-sim{features} -- --seed {}",
+        sc.seed
+    );
     let base = match shape {
         Shape::Default => Some(Scenario::default_run(sc.seed)),
         Shape::Drawn => {

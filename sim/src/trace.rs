@@ -38,7 +38,9 @@ impl Trace {
         let algo = self.algo;
         let pre = format_args!("{{\"t\":{t},\"algo\":\"{algo}\"");
         match *event {
-            Event::Arrived { id } => self.line(format_args!("{pre},\"ev\":\"arrived\",\"id\":{}}}\n", id.0)),
+            Event::Arrived { id } => {
+                self.line(format_args!("{pre},\"ev\":\"arrived\",\"id\":{}}}\n", id.0))
+            }
             Event::Sent { id, generation } => self.line(format_args!(
                 "{pre},\"ev\":\"sent\",\"id\":{},\"gen\":{}}}\n",
                 id.0, generation.0
@@ -47,10 +49,20 @@ impl Trace {
                 "{pre},\"ev\":\"rejected\",\"id\":{},\"gen\":{}}}\n",
                 id.0, generation.0
             )),
-            Event::Waiting { id } => self.line(format_args!("{pre},\"ev\":\"waiting\",\"id\":{}}}\n", id.0)),
-            Event::Completed { id } => self.line(format_args!("{pre},\"ev\":\"completed\",\"id\":{}}}\n", id.0)),
-            Event::Failed { id } => self.line(format_args!("{pre},\"ev\":\"failed\",\"id\":{}}}\n", id.0)),
-            Event::Cancelled { id } => self.line(format_args!("{pre},\"ev\":\"cancelled\",\"id\":{}}}\n", id.0)),
+            Event::Waiting { id } => {
+                self.line(format_args!("{pre},\"ev\":\"waiting\",\"id\":{}}}\n", id.0))
+            }
+            Event::Completed { id } => self.line(format_args!(
+                "{pre},\"ev\":\"completed\",\"id\":{}}}\n",
+                id.0
+            )),
+            Event::Failed { id } => {
+                self.line(format_args!("{pre},\"ev\":\"failed\",\"id\":{}}}\n", id.0))
+            }
+            Event::Cancelled { id } => self.line(format_args!(
+                "{pre},\"ev\":\"cancelled\",\"id\":{}}}\n",
+                id.0
+            )),
             Event::RefreshStarted { attempt } => self.line(format_args!(
                 "{pre},\"ev\":\"refresh_started\",\"attempt\":{}}}\n",
                 attempt.0

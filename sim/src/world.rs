@@ -62,14 +62,32 @@ enum Fate {
 }
 
 pub(crate) enum Ev {
-    Arrive { stream: u32 },
+    Arrive {
+        stream: u32,
+    },
     Burst,
-    ApiDone { id: u32, send: u32, token: u64, at_server: u64 },
-    ApiLost { id: u32, send: u32 },
-    RefreshAtServer { call: u32 },
-    RefreshDone { call: u32 },
-    ClientTimeout { id: u32 },
-    Timer { at: u64 },
+    ApiDone {
+        id: u32,
+        send: u32,
+        token: u64,
+        at_server: u64,
+    },
+    ApiLost {
+        id: u32,
+        send: u32,
+    },
+    RefreshAtServer {
+        call: u32,
+    },
+    RefreshDone {
+        call: u32,
+    },
+    ClientTimeout {
+        id: u32,
+    },
+    Timer {
+        at: u64,
+    },
     Revoke,
     Relogin,
     Heal,
@@ -86,7 +104,10 @@ struct Req {
 
 struct Call {
     rt: u64,
-    sent_at: u64,
+    /// The client had seen `rt`'s rotation when it sent this call.
+    seen: bool,
+    /// The client stopped waiting for this call's answer.
+    abandoned: bool,
     fate: Fate,
     result: Option<Refreshed>,
     done: bool,
@@ -160,9 +181,6 @@ pub struct World {
     fault_end: u64,
     healed: bool,
     relogin_pending: bool,
-    /// An outstanding refresh call older than this is excused from the
-    /// overlap check: the client has given up on it (its refresh timeout).
-    refresh_excuse: Option<u64>,
     /// A refresh while the token has more than this left is needless.
     proactive_window: u64,
     replaced: BTreeSet<u64>,
@@ -192,7 +210,6 @@ impl World {
             fault_end: sc.fault_ms * MS,
             healed: false,
             relogin_pending: false,
-            refresh_excuse: None,
             proactive_window: 0,
             replaced: BTreeSet::new(),
             at_heal: Vec::new(),
@@ -209,12 +226,18 @@ impl World {
         self.now < self.fault_end
     }
 
-    /// Judges outstanding refresh calls older than `excuse` as given up on,
-    /// and refreshes while more than `window` of a token's life is left as
-    /// needless.
-    pub(crate) fn judge_refreshes(&mut self, excuse: Option<u64>, window: u64) {
-        self.refresh_excuse = excuse;
+    /// Judges refreshes while more than `window` of a token's life is left
+    /// as needless.
+    pub(crate) fn judge_refreshes(&mut self, window: u64) {
         self.proactive_window = window;
+    }
+
+    /// The client stopped waiting for refresh call `call` (it may still be
+    /// processed and answered).
+    pub(crate) fn abandon(&mut self, call: u32) {
+        if let Some(c) = self.calls.get_mut(call as usize) {
+            c.abandoned = true;
+        }
     }
 
     pub(crate) fn trace_event(&mut self, event: &Event) {
@@ -245,7 +268,9 @@ impl World {
         let now = self.now;
         let faulty = self.faulty();
         let rtt = self.sc.api_latency.draw(&mut self.net);
-        let drop = faulty && self.net.chance(self.sc.faults.api_drop);
+        // A call slower than the HTTP timeout is given up on like a lost one.
+        let drop = (faulty && self.net.chance(self.sc.faults.api_drop))
+            || rtt > self.sc.http_timeout_ms * MS;
         let r = &mut self.reqs[id as usize];
         r.send += 1;
         r.last_send_at = now;
@@ -346,14 +371,14 @@ impl World {
         self.stats.refresh_calls += 1;
         // The simulator's own S1, at the server's door: no other call of
         // this client may be outstanding, unless the client gave up on it.
-        let excuse = self.refresh_excuse;
-        let overlapping = self
-            .calls
-            .iter()
-            .rev()
-            .take(64)
-            .filter(|c| !c.done && excuse.is_none_or(|e| now < c.sent_at + e))
-            .count();
+        let mut overlapping = 0;
+        for c in self.calls.iter().rev().take(64).filter(|c| !c.done) {
+            if c.abandoned {
+                self.stats.overlaps_abandoned += 1;
+            } else {
+                overlapping += 1;
+            }
+        }
         if overlapping > 0 {
             self.overlaps += 1;
             self.finding(
@@ -382,28 +407,35 @@ impl World {
             Fate::Answered
         };
         let rtt = self.sc.refresh_latency.draw(&mut self.net);
+        let timeout = now + self.sc.http_timeout_ms * MS;
+        // An answer slower than the HTTP timeout never reaches the client:
+        // the call was processed (or failed) at the server all the same.
+        let fate = match fate {
+            Fate::Answered if now + rtt > timeout => Fate::Drop,
+            Fate::Transient if now + rtt > timeout => Fate::Hang,
+            f => f,
+        };
         let call = self.calls.len() as u32;
+        let seen = self.server.successor_seen(rt);
         self.calls.push(Call {
             rt,
-            sent_at: now,
+            seen,
+            abandoned: false,
             fate,
             result: None,
             done: false,
             needless,
             replacing: replacing.map(|(t, _)| t),
         });
-        let timeout = now + self.sc.http_timeout_ms * MS;
         match fate {
             Fate::Answered => {
-                self.queue
-                    .push(now + rtt / 2, Ev::RefreshAtServer { call });
+                self.queue.push(now + rtt / 2, Ev::RefreshAtServer { call });
                 self.queue.push(now + rtt, Ev::RefreshDone { call });
             }
             Fate::Transient => self.queue.push(now + rtt, Ev::RefreshDone { call }),
             Fate::Hang => self.queue.push(timeout, Ev::RefreshDone { call }),
             Fate::Drop => {
-                self.queue
-                    .push(now + rtt / 2, Ev::RefreshAtServer { call });
+                self.queue.push(now + rtt / 2, Ev::RefreshAtServer { call });
                 self.queue.push(timeout, Ev::RefreshDone { call });
             }
         }
@@ -417,7 +449,9 @@ impl World {
             t.fact(
                 now,
                 "refresh_call",
-                format_args!(",\"call\":{call},\"rt\":{rt},\"fate\":\"{f}\",\"needless\":{needless}"),
+                format_args!(
+                    ",\"call\":{call},\"rt\":{rt},\"fate\":\"{f}\",\"needless\":{needless}"
+                ),
             );
         }
         if let Some(tl) = &mut self.timeline {
@@ -516,9 +550,9 @@ impl World {
                 }
             }
             Ev::RefreshAtServer { call } => {
-                let rt = self.calls[call as usize].rt;
+                let (rt, seen) = (self.calls[call as usize].rt, self.calls[call as usize].seen);
                 let reuses = self.server.reuses.len();
-                let result = self.server.refresh(rt, self.now);
+                let result = self.server.refresh(rt, self.now, seen);
                 self.calls[call as usize].result = Some(result);
                 if let Some(reuse) = self.server.reuses.get(reuses).copied() {
                     self.stats.reuse_revocations += 1;
@@ -527,7 +561,9 @@ impl World {
                         self.finding(
                             "server",
                             "refresh-token reuse",
-                            format!("refresh token {rt} reused after its rotation was answered"),
+                            format!(
+                                "refresh token {rt} sent again after its rotation was answered"
+                            ),
                         );
                     }
                 }
