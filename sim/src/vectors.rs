@@ -247,6 +247,32 @@ fn scripts() -> Vec<Script> {
             ],
         },
         Script {
+            name: "attempt-timeouts-give-up",
+            about: "attempts that never answer time out; after the last one every waiter fails with a timeout error",
+            config: |c| {
+                base(c);
+                c.max_refresh_attempts = 2;
+                c.refresh_timeout = Duration::from_secs(1);
+            },
+            steps: vec![
+                (0, Acquire(1)),
+                (1_000, Timeout),
+                (1_200, Timeout),
+                (2_200, Timeout),
+                (2_300, RefreshOk(2, "t-too-late".into(), None)),
+                (2_400, Acquire(2)),
+            ],
+        },
+        Script {
+            name: "expired-on-arrival-gives-up",
+            about: "with one attempt per round, an already expired token fails every waiter",
+            config: |c| {
+                base(c);
+                c.max_refresh_attempts = 1;
+            },
+            steps: vec![(0, Acquire(1)), (50, RefreshOk(1, "t-dead".into(), Some(40)))],
+        },
+        Script {
             name: "invalidate",
             about: "invalidating the current generation starts a refresh; an older generation is ignored",
             config: base,
@@ -575,6 +601,13 @@ pub fn generate() -> Result<Vec<(String, String)>, String> {
 pub fn write_all(dir: &Path) -> Result<usize, Box<dyn std::error::Error>> {
     std::fs::create_dir_all(dir)?;
     let all = generate()?;
+    // Vectors of scripts that no longer exist (or were renumbered) go.
+    for entry in std::fs::read_dir(dir)? {
+        let path = entry?.path();
+        if path.to_string_lossy().ends_with(".itf.json") {
+            std::fs::remove_file(path)?;
+        }
+    }
     for (name, text) in &all {
         std::fs::write(dir.join(name), text)?;
     }
