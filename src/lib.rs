@@ -23,6 +23,8 @@ mod core;
 mod error;
 mod front;
 mod handle;
+#[cfg(feature = "tower")]
+pub mod http;
 mod id;
 mod jitter;
 mod sync;
