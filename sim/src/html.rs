@@ -22,8 +22,8 @@ pub fn window(sc: &Scenario) -> (u64, u64) {
     while dies > 0 && server.verdict(first.access, dies - 1) != crate::server::Verdict::Valid {
         dies -= MS.min(dies);
     }
-    let from = dies.saturating_sub(300 * MS);
-    (from, from + 2_000 * MS)
+    let from = dies.saturating_sub(150 * MS);
+    (from, from + 700 * MS)
 }
 
 fn esc(s: &str) -> String {
@@ -87,13 +87,13 @@ pub fn svg(tl: &Timeline, title: &str) -> String {
         s,
         r##"<line x1="{LEFT}" y1="{bottom}" x2="{right}" y2="{bottom}" stroke="#444"/>"##
     );
-    let step_ms = 250;
+    let step_ms = ((tl.to - tl.from) / MS / 7).max(1);
     let mut t = 0;
     while t * MS <= tl.to - tl.from {
         let xt = x(tl.from + t * MS);
         let _ = write!(
             s,
-            r##"<line x1="{xt:.1}" y1="{bottom}" x2="{xt:.1}" y2="{:.1}" stroke="#444"/><text x="{xt:.1}" y="{:.1}" font-size="10" text-anchor="middle" fill="#444">{:.2} s</text>"##,
+            r##"<line x1="{xt:.1}" y1="{bottom}" x2="{xt:.1}" y2="{:.1}" stroke="#444"/><text x="{xt:.1}" y="{:.1}" font-size="10" text-anchor="middle" fill="#444">{:.3} s</text>"##,
             bottom + 4.0,
             bottom + 15.0,
             (tl.from + t * MS) as f64 / 1e9
