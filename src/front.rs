@@ -3,12 +3,12 @@
 //! state both keep under their one lock: the core, the waiting requests'
 //! mailboxes, and the snapshot the lock-free fast path reads.
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::sync::{SnapshotCell, SnapshotGuard, DRIVING};
+use crate::sync::{guarded, SnapshotCell, SnapshotGuard, DRIVING};
 use crate::{
     Action, Config, ConfigError, Core, Error, Generation, Lease, Next, RefreshError,
     RefreshFailure, RequestId, Snapshot, Timestamp,
@@ -105,7 +105,7 @@ enum TicketKind<T> {
 
 impl<T> Ticket<T> {
     pub(crate) fn fast(guard: SnapshotGuard<Snapshot<T>>) -> Self {
-        debug_assert!(guard.is_some());
+        debug_assert!(guarded(&guard).is_some());
         Ticket(TicketKind::Fast(guard))
     }
 
@@ -116,7 +116,7 @@ impl<T> Ticket<T> {
     /// The lease as the core issued it.
     pub fn lease(&self) -> &Lease<T> {
         match &self.0 {
-            TicketKind::Fast(guard) => match &**guard {
+            TicketKind::Fast(guard) => match guarded(guard) {
                 Some(snapshot) => &snapshot.lease,
                 None => unreachable!("a fast ticket is only made from a present snapshot"),
             },
@@ -264,11 +264,24 @@ pub(crate) struct Settled<W> {
 pub(crate) struct Board<T, E, W> {
     pub(crate) core: Core<T, Fault<E>>,
     next_id: u64,
-    pub(crate) slots: HashMap<RequestId, Slot<T, E, W>>,
+    /// Ordered, so that which waiter the async handle appoints next is
+    /// deterministic (loom replays executions and needs that).
+    pub(crate) slots: BTreeMap<RequestId, Slot<T, E, W>>,
     /// What the snapshot cell holds now (`None`: empty), so that an
     /// unchanged snapshot is not stored again.
     published: Option<(Generation, Timestamp)>,
+    /// A deliberately broken variant for the loom suite to catch: the
+    /// snapshot is computed under the lock but stored after it is released
+    /// (a check-then-act split across two critical sections), so a stale
+    /// store can land after a newer one.
+    #[cfg(tokenflight_loom)]
+    pub(crate) late_publish: Option<LatePublish<T>>,
 }
+
+/// See `Board::late_publish`: `Some` once the broken variant is chosen,
+/// holding the snapshot still to be stored, if any.
+#[cfg(tokenflight_loom)]
+pub(crate) type LatePublish<T> = Option<Option<Arc<Snapshot<T>>>>;
 
 /// What the core answered a request, as the handles act on it.
 pub(crate) enum Asked<T, E> {
@@ -282,8 +295,10 @@ impl<T, E, W> Board<T, E, W> {
         Ok(Board {
             core: Core::new(config)?,
             next_id: 0,
-            slots: HashMap::new(),
+            slots: BTreeMap::new(),
             published: None,
+            #[cfg(tokenflight_loom)]
+            late_publish: None,
         })
     }
 
@@ -371,6 +386,11 @@ impl<T, E, W> Board<T, E, W> {
 
     fn publish(&mut self, cell: &SnapshotCell<Snapshot<T>>) {
         let snapshot = self.core.snapshot();
+        #[cfg(tokenflight_loom)]
+        if let Some(late) = &mut self.late_publish {
+            *late = Some(snapshot.map(Arc::new));
+            return;
+        }
         let key = snapshot
             .as_ref()
             .map(|s| (s.lease.generation(), s.valid_until));
@@ -385,7 +405,7 @@ impl<T, E, W> Board<T, E, W> {
 /// time `clock` reads. Reads the clock only for a token with an expiry.
 pub(crate) fn fast_ticket<T>(cell: &SnapshotCell<Snapshot<T>>, clock: &Clock) -> Option<Ticket<T>> {
     let guard = cell.load();
-    let valid_until = guard.as_ref()?.valid_until;
+    let valid_until = guarded(&guard)?.valid_until;
     if valid_until != Timestamp::MAX && clock.now() >= valid_until {
         return None;
     }

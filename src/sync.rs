@@ -17,8 +17,6 @@ mod imp {
     use std::sync::Arc;
     use std::time::Instant;
 
-    pub(crate) use std::sync::atomic::{AtomicBool, Ordering};
-
     /// A mutex without poisoning: a panic never runs while it is held.
     #[derive(Debug, Default)]
     pub(crate) struct Mutex<T>(parking_lot::Mutex<T>);
@@ -87,6 +85,11 @@ mod imp {
         }
     }
 
+    /// The snapshot a guard holds.
+    pub(crate) fn guarded<S>(guard: &SnapshotGuard<S>) -> Option<&Arc<S>> {
+        Option::as_ref(guard)
+    }
+
     std::thread_local! {
         /// See `crate::front::Driving`.
         pub(crate) static DRIVING: std::cell::RefCell<Vec<usize>> =
@@ -98,8 +101,6 @@ mod imp {
 mod imp {
     use std::sync::Arc;
     use std::time::Instant;
-
-    pub(crate) use loom::sync::atomic::{AtomicBool, Ordering};
 
     #[derive(Debug, Default)]
     pub(crate) struct Mutex<T>(loom::sync::Mutex<T>);
@@ -166,6 +167,11 @@ mod imp {
         pub(crate) fn store(&self, value: Option<Arc<S>>) {
             *self.0.write().unwrap_or_else(|e| e.into_inner()) = value;
         }
+    }
+
+    /// The snapshot a guard holds.
+    pub(crate) fn guarded<S>(guard: &SnapshotGuard<S>) -> Option<&Arc<S>> {
+        guard.as_ref()
     }
 
     loom::thread_local! {

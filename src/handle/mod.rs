@@ -108,6 +108,8 @@ pub struct Builder {
     config: Config,
     clock: Option<Clock>,
     sleep: Option<Option<Arc<dyn Sleep>>>,
+    #[cfg(tokenflight_loom)]
+    late_publish: bool,
 }
 
 impl std::fmt::Debug for Builder {
@@ -154,6 +156,15 @@ impl Builder {
         self
     }
 
+    /// The deliberately broken variant the loom suite must catch: the
+    /// snapshot is stored after the lock is released.
+    #[cfg(tokenflight_loom)]
+    #[doc(hidden)]
+    pub fn late_publish(mut self) -> Self {
+        self.late_publish = true;
+        self
+    }
+
     /// The handle, with `refresher` to get a new token. The refresher gets
     /// the handle's [`Clock`] to turn an `expires_in` into a [`Timestamp`].
     ///
@@ -175,7 +186,12 @@ impl Builder {
         if sleep.is_none() && front::needs_timer(&self.config) {
             return Err(BuildError::TimerRequired);
         }
-        let board = Board::new(self.config)?;
+        #[allow(unused_mut)]
+        let mut board = Board::new(self.config)?;
+        #[cfg(tokenflight_loom)]
+        if self.late_publish {
+            board.late_publish = Some(None);
+        }
         let refresher: Refresher<T, E> = Box::new(move |clock| Box::pin(refresher(clock)));
         Ok(Handle {
             shared: Arc::new(Shared {
@@ -291,6 +307,10 @@ struct Aftermath<T, E> {
     wake: Vec<Waker>,
     drop_refresh: Vec<RefreshFuture<T, E>>,
     drop_sleep: Vec<SleepFuture>,
+    /// The broken variant's snapshot, stored too late (see
+    /// `Board::late_publish`).
+    #[cfg(tokenflight_loom)]
+    late_publish: Option<Option<Arc<Snapshot<T>>>>,
 }
 
 impl<T, E> Aftermath<T, E> {
@@ -299,10 +319,16 @@ impl<T, E> Aftermath<T, E> {
             wake: Vec::new(),
             drop_refresh: Vec::new(),
             drop_sleep: Vec::new(),
+            #[cfg(tokenflight_loom)]
+            late_publish: None,
         }
     }
 
-    fn run(self) {
+    fn run(self, _cell: &SnapshotCell<Snapshot<T>>) {
+        #[cfg(tokenflight_loom)]
+        if let Some(snapshot) = self.late_publish {
+            _cell.store(snapshot);
+        }
         self.wake.into_iter().for_each(Waker::wake);
         drop(self.drop_refresh);
         drop(self.drop_sleep);
@@ -340,6 +366,10 @@ where
     fn settle(&self, state: &mut State<T, E>, now: Timestamp, after: &mut Aftermath<T, E>) {
         let settled = state.board.settle(now, &self.snapshot);
         after.wake.extend(settled.woken);
+        #[cfg(tokenflight_loom)]
+        if let Some(late) = &mut state.board.late_publish {
+            after.late_publish = late.take();
+        }
         let (new_refresh, old) = state.refresh.retarget(state.board.core.in_flight());
         after.drop_refresh.extend(old);
         let deadline = match (&self.sleep, state.timer_broken) {
@@ -374,7 +404,7 @@ where
             self.settle(&mut state, now, &mut after);
             asked
         };
-        after.run();
+        after.run(&self.snapshot);
         match asked {
             Asked::Send(ticket) => Ok(Ok(ticket)),
             Asked::Wait(id) => Ok(Err(id)),
@@ -663,7 +693,7 @@ where
             f(&mut state.board, now);
             shared.settle(&mut state, now, &mut after);
         }
-        after.run();
+        after.run(&shared.snapshot);
     }
 }
 

@@ -1,7 +1,7 @@
 //! A waiting request's future, and the [`Beacon`] that keeps the refresh
 //! driven by whoever is still waiting.
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -9,52 +9,52 @@ use std::task::{Context, Poll, Wake, Waker};
 
 use super::{Aftermath, Shared, Work};
 use crate::front::{HandleError, Slot, Ticket};
-use crate::sync::{AtomicBool, Mutex, Ordering};
+use crate::sync::Mutex;
 use crate::RequestId;
 
 /// The waker of the refresh and timer futures.
 ///
 /// Waking it raises a flag and wakes the *appointed* waiter, the last one
 /// polled. Whoever then finds the flag up while work is parked takes the
-/// work out and polls it. The appointed waiter is set before the flag is
-/// read (both under the state lock), so a wake after that read always
-/// reaches a waiter that will look again.
+/// work out and polls it. Flag and appointment live under one small lock:
+/// a waiter appoints itself and reads the flag in one critical section, so
+/// a wake either comes before it (the waiter sees the flag) or after (the
+/// wake reaches the waiter).
 #[derive(Debug)]
-pub(super) struct Beacon {
+pub(super) struct Beacon(Mutex<Signal>);
+
+#[derive(Debug, Default)]
+struct Signal {
     /// The refresh or timer future was woken, or new work is due, and no
     /// waiter has taken the work out since.
-    woken: AtomicBool,
-    appointed: Mutex<Option<(RequestId, Waker)>>,
+    raised: bool,
+    appointed: Option<(RequestId, Waker)>,
 }
 
 impl Beacon {
     pub(super) fn new() -> Self {
-        Beacon {
-            // Nothing is parked yet; the first work raises it.
-            woken: AtomicBool::new(false),
-            appointed: Mutex::new(None),
-        }
+        Beacon(Mutex::new(Signal::default()))
     }
 
     /// Raises the flag; returns the appointed waiter's waker to wake.
     pub(super) fn raise(&self) -> Option<Waker> {
-        self.woken.store(true, Ordering::SeqCst);
-        self.appointed.lock().as_ref().map(|(_, w)| w.clone())
+        let mut signal = self.0.lock();
+        signal.raised = true;
+        signal.appointed.as_ref().map(|(_, w)| w.clone())
     }
 
-    fn lower(&self) -> bool {
-        self.woken.swap(false, Ordering::SeqCst)
-    }
-
-    fn is_raised(&self) -> bool {
-        self.woken.load(Ordering::SeqCst)
-    }
-
-    fn appoint(&self, id: RequestId, waker: &Waker) {
-        let mut appointed = self.appointed.lock();
-        if !matches!(&*appointed, Some((a, w)) if *a == id && w.will_wake(waker)) {
-            *appointed = Some((id, waker.clone()));
+    /// Appoints waiter `id` and returns whether the flag is up; lowers it
+    /// if `take` (the caller is taking the work out).
+    fn appoint(&self, id: RequestId, waker: &Waker, take: bool) -> bool {
+        let mut signal = self.0.lock();
+        if !matches!(&signal.appointed, Some((a, w)) if *a == id && w.will_wake(waker)) {
+            signal.appointed = Some((id, waker.clone()));
         }
+        let raised = signal.raised;
+        if take {
+            signal.raised = false;
+        }
+        raised
     }
 
     /// `id` leaves: if it was appointed, appoints another waiter and returns
@@ -62,16 +62,16 @@ impl Beacon {
     fn resign<T, E>(
         &self,
         id: RequestId,
-        slots: &HashMap<RequestId, Slot<T, E, Waker>>,
+        slots: &BTreeMap<RequestId, Slot<T, E, Waker>>,
     ) -> Option<Waker> {
-        let mut appointed = self.appointed.lock();
-        if !matches!(&*appointed, Some((a, _)) if *a == id) {
+        let mut signal = self.0.lock();
+        if !matches!(&signal.appointed, Some((a, _)) if *a == id) {
             return None;
         }
-        *appointed = slots
+        signal.appointed = slots
             .iter()
             .find_map(|(id, slot)| slot.waker.as_ref().map(|w| (*id, w.clone())));
-        appointed.as_ref().map(|(_, w)| w.clone())
+        signal.appointed.as_ref().map(|(_, w)| w.clone())
     }
 }
 
@@ -139,24 +139,24 @@ where
                         .wake
                         .extend(shared.beacon.resign(this.id, &state.board.slots));
                     drop(state);
-                    after.run();
+                    after.run(&shared.snapshot);
                     return Poll::Ready(outcome);
                 }
                 if !slot.waker.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
                     slot.waker = Some(cx.waker().clone());
                 }
-                shared.beacon.appoint(this.id, cx.waker());
                 let parked = state.refresh.is_waiting() || state.timer.is_waiting();
-                if worked {
-                    // Polled the work once in this poll already: if it woke
-                    // itself meanwhile, come back through the executor
-                    // rather than spin here.
-                    if parked && shared.beacon.is_raised() {
-                        cx.waker().wake_by_ref();
-                    }
+                // Take the work only once per poll; the flag is lowered only
+                // by the waiter that takes it out.
+                let take = parked && !worked;
+                let raised = shared.beacon.appoint(this.id, cx.waker(), take);
+                if !parked || !raised {
                     return Poll::Pending;
                 }
-                if !parked || !shared.beacon.lower() {
+                if worked {
+                    // The work woke itself while this poll ran it: come back
+                    // through the executor rather than spin here.
+                    cx.waker().wake_by_ref();
                     return Poll::Pending;
                 }
                 Work {
@@ -189,7 +189,7 @@ where
                 state.timer_broken |= done.timer_panicked;
                 shared.settle(&mut state, now, &mut after);
             }
-            after.run();
+            after.run(&shared.snapshot);
             worked = true;
         }
     }
@@ -220,6 +220,6 @@ where
                 .wake
                 .extend(shared.beacon.resign(self.id, &state.board.slots));
         }
-        after.run();
+        after.run(&shared.snapshot);
     }
 }

@@ -1,0 +1,305 @@
+//! Loom models of the async handle's shared-state code: the real code,
+//! through `src/sync.rs`, with loom's mutexes, atomics and threads, every
+//! interleaving (up to the preemption bound each model states).
+//!
+//! Run with `scripts/loom.sh`. No timers: the handles are built without one
+//! and with a clock that stands still, so time never decides a branch; a
+//! refresh that must stay pending is held at a [`Gate`] that a loom thread
+//! opens. Futures run under `loom::future::block_on`, which reports a
+//! deadlock if a future waits for a wake that never comes, so "no waiter
+//! hangs" (L1) is checked in every model too.
+#![cfg(tokenflight_loom)]
+
+use std::future::Future;
+use std::pin::pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use loom::future::AtomicWaker;
+use loom::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use tokenflight::{
+    Builder, Clock, Config, Error, Fresh, Generation, Handle, HandleError, RefreshError, Timestamp,
+};
+
+type Result<T> = std::result::Result<T, HandleError<&'static str>>;
+
+/// Holds the refresh until a thread opens it.
+struct Gate {
+    open: AtomicBool,
+    waker: AtomicWaker,
+}
+
+impl Gate {
+    fn new(open: bool) -> Arc<Self> {
+        Arc::new(Gate {
+            open: AtomicBool::new(open),
+            waker: AtomicWaker::new(),
+        })
+    }
+
+    fn open(&self) {
+        self.open.store(true, Ordering::SeqCst);
+        self.waker.wake();
+    }
+
+    fn wait(self: Arc<Self>) -> impl Future<Output = ()> {
+        std::future::poll_fn(move |cx| {
+            if self.open.load(Ordering::SeqCst) {
+                return Poll::Ready(());
+            }
+            self.waker.register_by_ref(cx.waker());
+            if self.open.load(Ordering::SeqCst) {
+                Poll::Ready(())
+            } else {
+                Poll::Pending
+            }
+        })
+    }
+}
+
+/// What the refresher does once its gate opens.
+#[derive(Clone, Copy)]
+enum Answer {
+    Token,
+    Refuse,
+}
+
+struct Setup {
+    handle: Handle<u64, &'static str>,
+    refreshes: Arc<AtomicU64>,
+    gate: Arc<Gate>,
+}
+
+/// A handle already holding token 1 (generation 1, from a login), whose
+/// refresher counts its calls and answers after `gate` opens.
+fn setup(answer: Answer, gate_open: bool, late_publish: bool) -> Setup {
+    let refreshes = Arc::new(AtomicU64::new(0));
+    let gate = Gate::new(gate_open);
+    let (r, g) = (Arc::clone(&refreshes), Arc::clone(&gate));
+    let mut config = Config::default();
+    config.backoff_initial = Duration::ZERO;
+    config.max_refresh_attempts = 1;
+    let mut builder = Builder::new()
+        .config(config)
+        .clock(Clock::manual(|| Timestamp::ZERO))
+        .without_timer();
+    if late_publish {
+        builder = builder.late_publish();
+    }
+    let handle = builder
+        .build(move |_clock| {
+            let n = r.fetch_add(1, Ordering::SeqCst) + 2;
+            let gate = Arc::clone(&g);
+            async move {
+                gate.wait().await;
+                match answer {
+                    Answer::Token => Ok(Fresh::new(n)),
+                    Answer::Refuse => Err(RefreshError::Permanent("invalid_grant")),
+                }
+            }
+        })
+        .unwrap();
+    handle.set_token(Fresh::new(1));
+    Setup {
+        handle,
+        refreshes,
+        gate,
+    }
+}
+
+/// Polls `fut` once and drops it: a caller that gives up mid-wait.
+fn poll_once_then_drop<F: Future>(fut: F) {
+    let mut fut = pin!(fut);
+    let waker = futures::task::noop_waker();
+    let _ = fut.as_mut().poll(&mut Context::from_waker(&waker));
+}
+
+fn model(f: impl Fn() + Sync + Send + 'static) {
+    let mut builder = loom::model::Builder::new();
+    if builder.preemption_bound.is_none()
+        && std::env::var_os("TOKENFLIGHT_LOOM_EXHAUSTIVE").is_none()
+    {
+        builder.preemption_bound = Some(PREEMPTIONS);
+    }
+    builder.check(f);
+}
+
+/// The default preemption bound when `LOOM_MAX_PREEMPTIONS` is not set.
+/// Each race below needs at most two preemptions to show (a thread
+/// interrupted inside one critical section or between two, and the other
+/// thread interrupted once on its way back); three leaves a margin. The
+/// models that finish exhaustively in seconds are run unbounded by
+/// `scripts/loom.sh` (see there).
+const PREEMPTIONS: usize = 3;
+
+fn token(ticket: Result<tokenflight::Ticket<u64>>) -> (u64, Generation) {
+    let ticket = ticket.expect("a token");
+    (*ticket.token(), ticket.generation())
+}
+
+/// S2: two requests rejected with the same generation race; exactly one
+/// refresh runs and both are resent with its token.
+#[test]
+fn two_rejections_of_one_generation_refresh_once() {
+    model(|| {
+        let s = setup(Answer::Token, true, false);
+        let tickets: Vec<_> = (0..2).map(|_| s.handle.try_ticket().unwrap()).collect();
+        let threads: Vec<_> = tickets
+            .into_iter()
+            .map(|ticket| {
+                let handle = s.handle.clone();
+                loom::thread::spawn(move || token(loom::future::block_on(handle.reject(ticket))))
+            })
+            .collect();
+        for t in threads {
+            assert_eq!(t.join().unwrap(), (2, Generation(2)));
+        }
+        assert_eq!(s.refreshes.load(Ordering::SeqCst), 1);
+        assert_eq!(s.handle.waiters(), 0);
+    });
+}
+
+/// S2: a rejection of generation 1 arrives while, or after, the refresh it
+/// belongs to completes (a third thread opens the gate). It joins that
+/// refresh or is answered with its token; never a second refresh.
+#[test]
+fn a_stale_rejection_racing_the_refresh_completion_never_refreshes_again() {
+    model(|| {
+        let s = setup(Answer::Token, false, false);
+        let first = s.handle.try_ticket().unwrap();
+        let late = s.handle.try_ticket().unwrap();
+        let h = s.handle.clone();
+        let a = loom::thread::spawn(move || token(loom::future::block_on(h.reject(first))));
+        let h = s.handle.clone();
+        let b = loom::thread::spawn(move || token(loom::future::block_on(h.reject(late))));
+        let gate = Arc::clone(&s.gate);
+        let server = loom::thread::spawn(move || gate.open());
+        server.join().unwrap();
+        assert_eq!(a.join().unwrap(), (2, Generation(2)));
+        assert_eq!(b.join().unwrap(), (2, Generation(2)));
+        assert_eq!(s.refreshes.load(Ordering::SeqCst), 1);
+    });
+}
+
+/// S3/S7: a waiter dropped during the refresh leaves the core at once;
+/// the other still gets the new token.
+#[test]
+fn a_waiter_cancelled_during_the_refresh_leaves_at_once() {
+    model(|| {
+        let s = setup(Answer::Token, false, false);
+        let stays = s.handle.try_ticket().unwrap();
+        let leaves = s.handle.try_ticket().unwrap();
+        let h = s.handle.clone();
+        let a = loom::thread::spawn(move || token(loom::future::block_on(h.reject(stays))));
+        let h = s.handle.clone();
+        let b = loom::thread::spawn(move || poll_once_then_drop(h.reject(leaves)));
+        b.join().unwrap();
+        s.gate.open();
+        assert_eq!(a.join().unwrap(), (2, Generation(2)));
+        assert_eq!(s.handle.waiters(), 0);
+        assert_eq!(s.refreshes.load(Ordering::SeqCst), 1);
+    });
+}
+
+/// L1: the future that started (or was appointed to drive) the refresh is
+/// dropped mid-refresh; the remaining waiter drives it to the end.
+#[test]
+fn the_refresh_driving_future_dropped_mid_refresh() {
+    model(|| {
+        let s = setup(Answer::Token, false, false);
+        let driver = s.handle.try_ticket().unwrap();
+        let other = s.handle.try_ticket().unwrap();
+        // The driver goes first: it starts the refresh and polls it.
+        poll_once_then_drop(s.handle.reject(driver));
+        let h = s.handle.clone();
+        let a = loom::thread::spawn(move || token(loom::future::block_on(h.reject(other))));
+        let gate = Arc::clone(&s.gate);
+        let server = loom::thread::spawn(move || gate.open());
+        server.join().unwrap();
+        assert_eq!(a.join().unwrap(), (2, Generation(2)));
+        assert_eq!(s.refreshes.load(Ordering::SeqCst), 1);
+    });
+}
+
+/// L1 for the appointment hand-over: two waiters, one of them dropped
+/// while the gate opens concurrently; whoever is left is woken.
+#[test]
+fn the_appointed_waiter_dropped_while_the_refresh_wakes() {
+    model(|| {
+        let s = setup(Answer::Token, false, false);
+        let stays = s.handle.try_ticket().unwrap();
+        let leaves = s.handle.try_ticket().unwrap();
+        let h = s.handle.clone();
+        let a = loom::thread::spawn(move || token(loom::future::block_on(h.reject(stays))));
+        let h = s.handle.clone();
+        let gate = Arc::clone(&s.gate);
+        let b = loom::thread::spawn(move || {
+            poll_once_then_drop(h.reject(leaves));
+            gate.open();
+        });
+        b.join().unwrap();
+        assert_eq!(a.join().unwrap(), (2, Generation(2)));
+        assert_eq!(s.refreshes.load(Ordering::SeqCst), 1);
+    });
+}
+
+/// S6: the refresh fails for good; every waiter gets the error.
+#[test]
+fn refresh_failure_reaches_every_waiter() {
+    model(|| {
+        let s = setup(Answer::Refuse, false, false);
+        let tickets: Vec<_> = (0..2).map(|_| s.handle.try_ticket().unwrap()).collect();
+        let threads: Vec<_> = tickets
+            .into_iter()
+            .map(|ticket| {
+                let handle = s.handle.clone();
+                loom::thread::spawn(move || loom::future::block_on(handle.reject(ticket)))
+            })
+            .collect();
+        s.gate.open();
+        for t in threads {
+            assert!(matches!(t.join().unwrap(), Err(Error::LoginRequired(_))));
+        }
+        assert_eq!(s.refreshes.load(Ordering::SeqCst), 1);
+        assert_eq!(s.handle.waiters(), 0);
+    });
+}
+
+/// S5 on the fast path: once a thread has seen that generation 1 was
+/// declared bad, the lock-free read never hands it out, whatever other
+/// publishes race with it.
+fn hot_path_read_racing_a_publish(late_publish: bool) {
+    let s = setup(Answer::Token, true, late_publish);
+    let known_bad = Arc::new(AtomicBool::new(false));
+    let (h, flag) = (s.handle.clone(), Arc::clone(&known_bad));
+    let a = loom::thread::spawn(move || {
+        h.invalidate(Generation(1));
+        flag.store(true, Ordering::SeqCst);
+    });
+    // A transition that changes nothing, but settles and publishes.
+    let h = s.handle.clone();
+    let b = loom::thread::spawn(move || h.invalidate(Generation(0)));
+    let seen = known_bad.load(Ordering::SeqCst);
+    let read = s.handle.try_ticket().map(|t| t.generation());
+    if seen {
+        assert_ne!(read, Some(Generation(1)), "handed out a known-bad token");
+    }
+    a.join().unwrap();
+    b.join().unwrap();
+    let read = s.handle.try_ticket().map(|t| t.generation());
+    assert_ne!(read, Some(Generation(1)), "published a known-bad token");
+}
+
+#[test]
+fn a_hot_path_read_racing_a_publish_never_sees_a_known_bad_generation() {
+    model(|| hot_path_read_racing_a_publish(false));
+}
+
+/// The suite bites: with the snapshot stored after the lock is released, a
+/// stale store lands after the newer one and loom finds the interleaving.
+#[test]
+fn loom_catches_a_publish_outside_the_critical_section() {
+    let caught = std::panic::catch_unwind(|| model(|| hot_path_read_racing_a_publish(true)));
+    assert!(caught.is_err(), "loom missed the late publish");
+}
