@@ -301,5 +301,13 @@ fn a_hot_path_read_racing_a_publish_never_sees_a_known_bad_generation() {
 #[test]
 fn loom_catches_a_publish_outside_the_critical_section() {
     let caught = std::panic::catch_unwind(|| model(|| hot_path_read_racing_a_publish(true)));
-    assert!(caught.is_err(), "loom missed the late publish");
+    let payload = caught.expect_err("loom missed the late publish");
+    let message = payload
+        .downcast_ref::<String>()
+        .cloned()
+        .unwrap_or_default();
+    assert!(
+        message.contains("known-bad"),
+        "failed for another reason: {message}"
+    );
 }
