@@ -350,3 +350,118 @@ where
         hint
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::VecDeque;
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    use http_body_util::BodyExt;
+
+    use super::*;
+
+    /// A body that arrives in the given frames.
+    struct Chunks(VecDeque<Frame<Bytes>>);
+
+    impl Chunks {
+        fn new(data: &[&'static str], trailers: Option<HeaderMap>) -> Self {
+            let mut frames: VecDeque<_> =
+                data.iter().map(|d| Frame::data(Bytes::from(*d))).collect();
+            frames.extend(trailers.map(Frame::trailers));
+            Chunks(frames)
+        }
+    }
+
+    impl Body for Chunks {
+        type Data = Bytes;
+        type Error = std::convert::Infallible;
+
+        fn poll_frame(
+            mut self: Pin<&mut Self>,
+            _cx: &mut Context<'_>,
+        ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+            Poll::Ready(self.0.pop_front().map(Ok))
+        }
+    }
+
+    fn trailers() -> HeaderMap {
+        let mut t = HeaderMap::new();
+        t.insert("x-checksum", "42".parse().unwrap());
+        t
+    }
+
+    fn run<F: Future>(f: F) -> F::Output {
+        futures::executor::block_on(f)
+    }
+
+    /// Everything the caller reads: the data and the trailers.
+    fn drain<B: Body<Data = Bytes>>(body: B) -> (Bytes, Option<HeaderMap>)
+    where
+        B::Error: std::fmt::Debug,
+    {
+        let collected = run(body.collect()).unwrap();
+        let trailers = collected.trailers().cloned();
+        (collected.to_bytes(), trailers)
+    }
+
+    #[test]
+    fn a_small_body_is_judged_whole_and_handed_on_unchanged() {
+        let classify = RejectOnBody::new(|_: &response::Parts, body: &[u8]| body == b"code=0002");
+        let response = Response::new(Chunks::new(&["code=", "0002"], Some(trailers())));
+        let (verdict, response) = run(classify.classify(response)).unwrap();
+        assert_eq!(verdict, Verdict::Rejected);
+        assert_eq!(
+            response.body().whole().map(|b| &b[..]),
+            Some(&b"code=0002"[..])
+        );
+        assert_eq!(
+            drain(response.into_body()),
+            (Bytes::from("code=0002"), Some(trailers()))
+        );
+    }
+
+    #[test]
+    fn a_body_longer_than_the_limit_is_not_judged_and_streams_on_whole() {
+        let judged = Arc::new(AtomicU32::new(0));
+        let count = Arc::clone(&judged);
+        let classify = RejectOnBody::new(move |_: &response::Parts, _: &[u8]| {
+            count.fetch_add(1, Ordering::SeqCst);
+            true
+        })
+        .limit(4);
+        let response = Response::new(Chunks::new(&["abc", "def", "gh"], Some(trailers())));
+        let (verdict, response) = run(classify.classify(response)).unwrap();
+        assert_eq!(verdict, Verdict::Accepted);
+        assert!(response.body().whole().is_none());
+        assert_eq!(
+            drain(response.into_body()),
+            (Bytes::from("abcdefgh"), Some(trailers()))
+        );
+        assert_eq!(judged.load(Ordering::SeqCst), 0);
+    }
+
+    #[test]
+    fn a_declared_length_over_the_limit_is_not_read_at_all() {
+        let classify = RejectOnBody::new(|_: &response::Parts, _: &[u8]| true).limit(4);
+        let response = Response::builder()
+            .header(CONTENT_LENGTH, "8")
+            .body(Chunks::new(&["abcdefgh"], None))
+            .unwrap();
+        let (verdict, response) = run(classify.classify(response)).unwrap();
+        assert_eq!(verdict, Verdict::Accepted);
+        assert_eq!(drain(response.into_body()).0, Bytes::from("abcdefgh"));
+    }
+
+    #[test]
+    fn status_classification_keeps_the_body_type() {
+        let response = Response::builder()
+            .status(200)
+            .body("ok".to_string())
+            .unwrap();
+        let (verdict, response) = run(RejectOnStatus::default().classify(response)).unwrap();
+        assert_eq!(
+            (verdict, response.body().as_str()),
+            (Verdict::Accepted, "ok")
+        );
+    }
+}
