@@ -11,11 +11,10 @@
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::Arc;
 
-use crate::front::{self, Asked, Board, Driving, Fault, HandleError, Reply, Ticket};
+use crate::front::{self, Asked, Board, Driving, Fault, HandleError, Published, Reply, Ticket};
 use crate::sync::{Condvar, Mutex, SnapshotCell};
 use crate::{
-    BuildError, Clock, Config, Fresh, Generation, RefreshError, RefreshId, RequestId, Snapshot,
-    Timestamp,
+    BuildError, Clock, Config, Fresh, Generation, RefreshError, RefreshId, RequestId, Timestamp,
 };
 
 type RefreshResult<T, E> = Result<Fresh<T>, RefreshError<E>>;
@@ -62,7 +61,7 @@ impl<T, E> std::fmt::Debug for Handle<T, E> {
 struct Shared<T, E> {
     /// What the fast path reads; written only under `state`'s lock, in the
     /// same critical section as the core transition it reflects.
-    snapshot: SnapshotCell<Snapshot<T>>,
+    snapshot: SnapshotCell<Published<T>>,
     clock: Clock,
     refresher: Refresher<T, E>,
     state: Mutex<State<T, E>>,
@@ -133,10 +132,10 @@ where
         Ok(Handle {
             shared: Arc::new(Shared {
                 snapshot: SnapshotCell::empty(),
-                clock,
+                clock: clock.clone(),
                 refresher: Box::new(refresher),
                 state: Mutex::new(State {
-                    board: Board::new(config)?,
+                    board: Board::new(config, clock)?,
                     claimed: None,
                 }),
                 changed: Condvar::new(),

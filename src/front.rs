@@ -98,13 +98,14 @@ pub struct Ticket<T>(TicketKind<T>);
 
 enum TicketKind<T> {
     /// From the fast path: always holds a snapshot.
-    Fast(SnapshotGuard<Snapshot<T>>),
+    Fast(SnapshotGuard<Published<T>>),
     /// From the core.
     Core(Lease<T>),
 }
 
 impl<T> Ticket<T> {
-    pub(crate) fn fast(guard: SnapshotGuard<Snapshot<T>>) -> Self {
+    #[inline]
+    pub(crate) fn fast(guard: SnapshotGuard<Published<T>>) -> Self {
         debug_assert!(guarded(&guard).is_some());
         Ticket(TicketKind::Fast(guard))
     }
@@ -117,7 +118,7 @@ impl<T> Ticket<T> {
     pub fn lease(&self) -> &Lease<T> {
         match &self.0 {
             TicketKind::Fast(guard) => match guarded(guard) {
-                Some(snapshot) => &snapshot.lease,
+                Some(published) => &published.snapshot.lease,
                 None => unreachable!("a fast ticket is only made from a present snapshot"),
             },
             TicketKind::Core(lease) => lease,
@@ -201,6 +202,19 @@ impl Clock {
         self.now() + duration
     }
 
+    /// How the fast path tells that this clock has reached `at`.
+    fn deadline(&self, at: Timestamp) -> Deadline {
+        match &self.0 {
+            _ if at == Timestamp::MAX => Deadline::Never,
+            // The exact inverse of `now`: `origin + at` is reached when
+            // `now() >= at`, to the nanosecond.
+            ClockKind::System(origin) => origin
+                .checked_add(Duration::from_nanos(at.as_nanos()))
+                .map_or(Deadline::Never, Deadline::Instant),
+            ClockKind::Manual(_) => Deadline::Timestamp(at),
+        }
+    }
+
     /// The wall-clock instant at which this clock reads `at` (roughly, for a
     /// manual clock), for waiting on a condition variable.
     pub(crate) fn instant_at(&self, at: Timestamp) -> Instant {
@@ -263,6 +277,8 @@ pub(crate) struct Settled<W> {
 /// The state a handle keeps under its one lock.
 pub(crate) struct Board<T, E, W> {
     pub(crate) core: Core<T, Fault<E>>,
+    /// Turns the snapshot's `valid_until` into the fast path's deadline.
+    clock: Clock,
     next_id: u64,
     /// Ordered, so that which waiter the async handle appoints next is
     /// deterministic (loom replays executions and needs that).
@@ -281,7 +297,38 @@ pub(crate) struct Board<T, E, W> {
 /// See `Board::late_publish`: `Some` once the broken variant is chosen,
 /// holding the snapshot still to be stored, if any.
 #[cfg(tokenflight_loom)]
-pub(crate) type LatePublish<T> = Option<Option<Arc<Snapshot<T>>>>;
+pub(crate) type LatePublish<T> = Option<Option<Arc<Published<T>>>>;
+
+/// What the fast path reads: the core's snapshot, and its `valid_until` in
+/// the form cheapest to check.
+pub(crate) struct Published<T> {
+    pub(crate) snapshot: Snapshot<T>,
+    deadline: Deadline,
+}
+
+/// When a published snapshot stops being valid. For the system clock it is
+/// an `Instant`, computed once when the snapshot is published, so that the
+/// fast path compares `Instant::now()` with it and nothing else: turning
+/// `now` into a [`Timestamp`] on every call (subtracting the clock's origin,
+/// converting to nanoseconds) cost more than the rest of the fast path.
+#[derive(Debug, Clone, Copy)]
+enum Deadline {
+    Never,
+    Instant(Instant),
+    /// A manual clock is read and compared as it is.
+    Timestamp(Timestamp),
+}
+
+impl Deadline {
+    #[inline]
+    fn has_passed(self, clock: &Clock) -> bool {
+        match self {
+            Deadline::Never => false,
+            Deadline::Instant(at) => instant_now() >= at,
+            Deadline::Timestamp(at) => clock.now() >= at,
+        }
+    }
+}
 
 /// What the core answered a request, as the handles act on it.
 pub(crate) enum Asked<T, E> {
@@ -291,9 +338,10 @@ pub(crate) enum Asked<T, E> {
 }
 
 impl<T, E, W> Board<T, E, W> {
-    pub(crate) fn new(config: Config) -> Result<Self, ConfigError> {
+    pub(crate) fn new(config: Config, clock: Clock) -> Result<Self, ConfigError> {
         Ok(Board {
             core: Core::new(config)?,
+            clock,
             next_id: 0,
             slots: BTreeMap::new(),
             published: None,
@@ -355,7 +403,7 @@ impl<T, E, W> Board<T, E, W> {
     pub(crate) fn settle(
         &mut self,
         now: Timestamp,
-        cell: &SnapshotCell<Snapshot<T>>,
+        cell: &SnapshotCell<Published<T>>,
     ) -> Settled<W> {
         // Each call moves the core on (a deadline passed counts the attempt
         // as failed; a back-off that ended starts the next attempt, whose
@@ -384,8 +432,12 @@ impl<T, E, W> Board<T, E, W> {
         settled
     }
 
-    fn publish(&mut self, cell: &SnapshotCell<Snapshot<T>>) {
-        let snapshot = self.core.snapshot();
+    fn publish(&mut self, cell: &SnapshotCell<Published<T>>) {
+        let clock = &self.clock;
+        let snapshot = self.core.snapshot().map(|snapshot| Published {
+            deadline: clock.deadline(snapshot.valid_until),
+            snapshot,
+        });
         #[cfg(tokenflight_loom)]
         if let Some(late) = &mut self.late_publish {
             *late = Some(snapshot.map(Arc::new));
@@ -393,7 +445,7 @@ impl<T, E, W> Board<T, E, W> {
         }
         let key = snapshot
             .as_ref()
-            .map(|s| (s.lease.generation(), s.valid_until));
+            .map(|p| (p.snapshot.lease.generation(), p.snapshot.valid_until));
         if key != self.published {
             cell.store(snapshot.map(Arc::new));
             self.published = key;
@@ -403,10 +455,13 @@ impl<T, E, W> Board<T, E, W> {
 
 /// The lock-free fast path: the published snapshot, if it is valid at the
 /// time `clock` reads. Reads the clock only for a token with an expiry.
-pub(crate) fn fast_ticket<T>(cell: &SnapshotCell<Snapshot<T>>, clock: &Clock) -> Option<Ticket<T>> {
+#[inline]
+pub(crate) fn fast_ticket<T>(
+    cell: &SnapshotCell<Published<T>>,
+    clock: &Clock,
+) -> Option<Ticket<T>> {
     let guard = cell.load();
-    let valid_until = guarded(&guard)?.valid_until;
-    if valid_until != Timestamp::MAX && clock.now() >= valid_until {
+    if guarded(&guard)?.deadline.has_passed(clock) {
         return None;
     }
     Some(Ticket::fast(guard))

@@ -26,11 +26,9 @@ use std::task::{Context, Poll, Waker};
 pub use sleep::TokioSleep;
 pub use sleep::{Sleep, SleepFuture, ThreadSleep};
 
-use crate::front::{self, Asked, Board, Driving, Fault, HandleError, Reply, Ticket};
+use crate::front::{self, Asked, Board, Driving, Fault, HandleError, Published, Reply, Ticket};
 use crate::sync::{Mutex, SnapshotCell};
-use crate::{
-    BuildError, Clock, Config, Fresh, Generation, RefreshError, RefreshId, Snapshot, Timestamp,
-};
+use crate::{BuildError, Clock, Config, Fresh, Generation, RefreshError, RefreshId, Timestamp};
 use waiter::{Beacon, Waiting};
 
 type RefreshResult<T, E> = Result<Fresh<T>, RefreshError<E>>;
@@ -186,8 +184,9 @@ impl Builder {
         if sleep.is_none() && front::needs_timer(&self.config) {
             return Err(BuildError::TimerRequired);
         }
+        let clock = self.clock.unwrap_or_else(Clock::system);
         #[allow(unused_mut)]
-        let mut board = Board::new(self.config)?;
+        let mut board = Board::new(self.config, clock.clone())?;
         #[cfg(tokenflight_loom)]
         if self.late_publish {
             board.late_publish = Some(None);
@@ -196,7 +195,7 @@ impl Builder {
         Ok(Handle {
             shared: Arc::new(Shared {
                 snapshot: SnapshotCell::empty(),
-                clock: self.clock.unwrap_or_else(Clock::system),
+                clock,
                 refresher,
                 sleep,
                 beacon: Arc::new(Beacon::new()),
@@ -214,7 +213,7 @@ impl Builder {
 struct Shared<T, E> {
     /// What the fast path reads; written only under `state`'s lock, in the
     /// same critical section as the core transition it reflects.
-    snapshot: SnapshotCell<Snapshot<T>>,
+    snapshot: SnapshotCell<Published<T>>,
     clock: Clock,
     refresher: Refresher<T, E>,
     sleep: Option<Arc<dyn Sleep>>,
@@ -310,7 +309,7 @@ struct Aftermath<T, E> {
     /// The broken variant's snapshot, stored too late (see
     /// `Board::late_publish`).
     #[cfg(tokenflight_loom)]
-    late_publish: Option<Option<Arc<Snapshot<T>>>>,
+    late_publish: Option<Option<Arc<Published<T>>>>,
 }
 
 impl<T, E> Aftermath<T, E> {
@@ -324,7 +323,7 @@ impl<T, E> Aftermath<T, E> {
         }
     }
 
-    fn run(self, _cell: &SnapshotCell<Snapshot<T>>) {
+    fn run(self, _cell: &SnapshotCell<Published<T>>) {
         #[cfg(tokenflight_loom)]
         if let Some(snapshot) = self.late_publish {
             _cell.store(snapshot);
