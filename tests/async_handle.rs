@@ -2,7 +2,8 @@
 //! `futures`' `LocalPool`, which has no tokio at all. A fake in-process
 //! server issues numbered tokens and rejects those older than its cut-off;
 //! its refresh can be held at a gate so that requests pile up behind it.
-//! No test looks at the clock.
+//! No test looks at the wall clock: the late-answer tests move a manual
+//! clock and its timers by hand.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -13,8 +14,8 @@ use futures::executor::LocalPool;
 use futures::future::{FutureExt, RemoteHandle, Shared};
 use futures::task::LocalSpawnExt;
 use tokenflight::{
-    Builder, Config, Error, Fault, Fresh, Generation, Handle, HandleError, RefreshError,
-    RefreshFailure, Reply,
+    Builder, Clock, Config, Error, Fault, Fresh, Generation, Handle, HandleError, RefreshError,
+    RefreshFailure, Reply, Timestamp,
 };
 
 type Outcome = Result<u64, HandleError<&'static str>>;
@@ -476,4 +477,260 @@ fn the_thread_timer_ends_a_back_off_under_any_executor() {
     let result = futures::executor::block_on(call(handle.clone(), Arc::clone(&server)));
     assert!(matches!(result, Err(Error::RefreshUnavailable(_))));
     assert_eq!(server.refreshes.load(Ordering::SeqCst), 3);
+}
+
+/// Time for the late-answer tests: a manual clock, and timers that end when
+/// the test moves it past them.
+#[derive(Clone, Default)]
+struct ManualTime {
+    nanos: Arc<AtomicU64>,
+    wakers: Arc<Mutex<Vec<std::task::Waker>>>,
+    /// Timers that have ended (each was then seen by the handle).
+    fired: Arc<AtomicU64>,
+}
+
+impl ManualTime {
+    fn now(&self) -> Timestamp {
+        Timestamp::from_nanos(self.nanos.load(Ordering::SeqCst))
+    }
+
+    fn clock(&self) -> Clock {
+        let time = self.clone();
+        Clock::manual(move || time.now())
+    }
+
+    fn sleep(&self) -> impl tokenflight::Sleep {
+        let time = self.clone();
+        move |duration: Duration| {
+            let (time, until) = (time.clone(), time.now() + duration);
+            std::future::poll_fn(move |cx| {
+                if time.now() >= until {
+                    time.fired.fetch_add(1, Ordering::SeqCst);
+                    return std::task::Poll::Ready(());
+                }
+                time.wakers.lock().unwrap().push(cx.waker().clone());
+                std::task::Poll::Pending
+            })
+        }
+    }
+
+    fn advance(&self, by: Duration) {
+        let by = u64::try_from(by.as_nanos()).unwrap();
+        self.nanos.fetch_add(by, Ordering::SeqCst);
+        let wakers = std::mem::take(&mut *self.wakers.lock().unwrap());
+        wakers.into_iter().for_each(std::task::Waker::wake);
+    }
+}
+
+/// A refresher whose n-th call answers with what the test sends on the
+/// n-th sender (an error if that sender is dropped).
+struct Script {
+    calls: AtomicU64,
+    answers: Mutex<std::collections::VecDeque<oneshot::Receiver<u64>>>,
+}
+
+impl Script {
+    fn new(n: usize) -> (Arc<Self>, Vec<oneshot::Sender<u64>>) {
+        let (senders, receivers) = (0..n).map(|_| oneshot::channel()).unzip();
+        let script = Script {
+            calls: AtomicU64::new(0),
+            answers: Mutex::new(receivers),
+        };
+        (Arc::new(script), senders)
+    }
+
+    fn calls(&self) -> u64 {
+        self.calls.load(Ordering::SeqCst)
+    }
+}
+
+const TIMEOUT: Duration = Duration::from_secs(10);
+const BACKOFF: Duration = Duration::from_secs(1);
+
+/// A handle on manual time whose attempts time out after [`TIMEOUT`] and
+/// back off for at most [`BACKOFF`], answering as `script` says.
+fn scripted(
+    time: &ManualTime,
+    script: &Arc<Script>,
+    max_refresh_attempts: u32,
+) -> Handle<u64, &'static str> {
+    let mut config = Config::default();
+    config.refresh_timeout = TIMEOUT;
+    config.backoff_initial = BACKOFF;
+    config.backoff_max = BACKOFF;
+    config.max_refresh_attempts = max_refresh_attempts;
+    config.cooldown = Duration::from_secs(3600);
+    let script = Arc::clone(script);
+    Builder::new()
+        .config(config)
+        .clock(time.clock())
+        .sleep(time.sleep())
+        .build(move |_clock| {
+            script.calls.fetch_add(1, Ordering::SeqCst);
+            let answer = script.answers.lock().unwrap().pop_front();
+            async move {
+                match answer
+                    .expect("the script has an answer for every call")
+                    .await
+                {
+                    Ok(token) => Ok(Fresh::new(token)),
+                    Err(_) => Err(RefreshError::Transient("no answer")),
+                }
+            }
+        })
+        .unwrap()
+}
+
+async fn ticket(
+    handle: Handle<u64, &'static str>,
+) -> Result<(u64, Generation), HandleError<&'static str>> {
+    let ticket = handle.ticket().await?;
+    Ok((*ticket.token(), ticket.generation()))
+}
+
+#[test]
+fn a_late_answer_during_the_back_off_is_adopted_local_pool() {
+    let time = ManualTime::default();
+    let (script, mut answers) = Script::new(1);
+    let handle = scripted(&time, &script, 3);
+    let mut pool = LocalPool::new();
+    let waiters: Vec<_> = (0..2)
+        .map(|_| {
+            pool.spawner()
+                .spawn_local_with_handle(ticket(handle.clone()))
+                .unwrap()
+        })
+        .collect();
+    pool.run_until_stalled();
+    assert_eq!((handle.waiters(), script.calls()), (2, 1));
+    // The attempt times out: the round backs off (for at least half of
+    // BACKOFF), and the waiters keep waiting.
+    time.advance(TIMEOUT);
+    pool.run_until_stalled();
+    assert_eq!(time.fired.load(Ordering::SeqCst), 1, "the timeout was seen");
+    assert_eq!((handle.waiters(), script.calls()), (2, 1));
+    // Its answer comes during the back-off: it is still listened to.
+    answers
+        .remove(0)
+        .send(7)
+        .expect("the timed-out attempt is kept");
+    let results = pool.run_until(futures::future::join_all(waiters));
+    assert_eq!(results, [Ok((7, Generation(1))), Ok((7, Generation(1)))]);
+    assert_eq!(handle.try_ticket().map(|t| *t.token()), Some(7));
+    // The back-off timer is gone with the round: nothing else starts.
+    time.advance(BACKOFF);
+    pool.run_until_stalled();
+    assert_eq!(script.calls(), 1, "the refresher was called once");
+}
+
+#[tokio::test]
+async fn a_late_answer_during_the_back_off_is_adopted_tokio() {
+    // Single-threaded: a waiter's poll (fire the timer, time the attempt
+    // out) runs whole while this task is suspended, so the checks between
+    // steps see each step done.
+    let time = ManualTime::default();
+    let (script, mut answers) = Script::new(1);
+    let handle = scripted(&time, &script, 3);
+    let waiters: Vec<_> = (0..2)
+        .map(|_| tokio::spawn(ticket(handle.clone())))
+        .collect();
+    while handle.waiters() < 2 {
+        tokio::task::yield_now().await;
+    }
+    time.advance(TIMEOUT);
+    while time.fired.load(Ordering::SeqCst) < 1 {
+        tokio::task::yield_now().await;
+    }
+    assert_eq!((handle.waiters(), script.calls()), (2, 1));
+    answers
+        .remove(0)
+        .send(7)
+        .expect("the timed-out attempt is kept");
+    for waiter in waiters {
+        assert_eq!(waiter.await.unwrap(), Ok((7, Generation(1))));
+    }
+    assert_eq!(script.calls(), 1);
+}
+
+#[test]
+fn a_late_answer_after_a_newer_generation_is_ignored_local_pool() {
+    let time = ManualTime::default();
+    let (script, mut answers) = Script::new(2);
+    let handle = scripted(&time, &script, 3);
+    let mut pool = LocalPool::new();
+    let waiter = pool
+        .spawner()
+        .spawn_local_with_handle(ticket(handle.clone()))
+        .unwrap();
+    pool.run_until_stalled();
+    time.advance(TIMEOUT);
+    pool.run_until_stalled();
+    time.advance(BACKOFF);
+    pool.run_until_stalled();
+    assert_eq!(script.calls(), 2, "the back-off ended: a second attempt");
+    // Both answer before anyone polls: the attempt in flight is reported
+    // first and makes generation 1; the late one is then for an old base.
+    let (late, current) = (answers.remove(0), answers.remove(0));
+    current.send(8).unwrap();
+    late.send(7).unwrap();
+    assert_eq!(pool.run_until(waiter), Ok((8, Generation(1))));
+    let now = handle.try_ticket().unwrap();
+    assert_eq!((*now.token(), now.generation()), (8, Generation(1)));
+    assert_eq!(script.calls(), 2);
+}
+
+#[test]
+fn a_late_attempt_is_dropped_once_a_newer_generation_exists() {
+    let time = ManualTime::default();
+    let (script, mut answers) = Script::new(2);
+    let handle = scripted(&time, &script, 3);
+    let mut pool = LocalPool::new();
+    let waiter = pool
+        .spawner()
+        .spawn_local_with_handle(ticket(handle.clone()))
+        .unwrap();
+    pool.run_until_stalled();
+    time.advance(TIMEOUT);
+    pool.run_until_stalled();
+    time.advance(BACKOFF);
+    pool.run_until_stalled();
+    let (late, current) = (answers.remove(0), answers.remove(0));
+    current.send(8).unwrap();
+    assert_eq!(pool.run_until(waiter), Ok((8, Generation(1))));
+    assert!(late.is_canceled(), "the late attempt's future was dropped");
+    assert_eq!(late.send(7), Err(7));
+    pool.run_until_stalled();
+    assert_eq!(handle.try_ticket().unwrap().generation(), Generation(1));
+}
+
+#[test]
+fn a_late_answer_after_the_round_gave_up_reaches_the_next_request() {
+    let time = ManualTime::default();
+    let (script, mut answers) = Script::new(1);
+    let handle = scripted(&time, &script, 1);
+    let mut pool = LocalPool::new();
+    let waiter = pool
+        .spawner()
+        .spawn_local_with_handle(ticket(handle.clone()))
+        .unwrap();
+    pool.run_until_stalled();
+    time.advance(TIMEOUT);
+    assert_eq!(
+        pool.run_until(waiter),
+        Err(Error::RefreshUnavailable(RefreshFailure::TimedOut)),
+        "the only attempt timed out: the round gave up"
+    );
+    // No one waits now, and requests fail fast during the cool-down. The
+    // late answer comes: the next request finds it and gets its token.
+    answers
+        .remove(0)
+        .send(7)
+        .expect("the timed-out attempt is kept");
+    pool.run_until_stalled();
+    assert!(handle.try_ticket().is_none());
+    assert_eq!(
+        pool.run_until(ticket(handle.clone())),
+        Ok((7, Generation(1)))
+    );
+    assert_eq!(script.calls(), 1);
 }

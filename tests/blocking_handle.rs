@@ -236,3 +236,44 @@ fn a_refresher_calling_its_own_handle_gets_an_error_not_a_deadlock() {
     };
     assert_eq!(*fault, Fault::Reentrant);
 }
+
+#[test]
+fn a_late_answer_from_an_abandoned_thread_is_adopted() {
+    // The thread running the only attempt is stuck in the refresher while
+    // the clock passes the attempt's deadline: the round gives up. When the
+    // refresher finally answers, that thread still reports the answer, and
+    // the core adopts it (no newer generation exists).
+    let now = Arc::new(AtomicU64::new(0));
+    let n = Arc::clone(&now);
+    let clock = Clock::manual(move || Timestamp::from_nanos(n.load(Ordering::SeqCst)));
+    let mut config = config();
+    config.max_refresh_attempts = 1;
+    config.refresh_timeout = Duration::from_secs(10);
+    config.cooldown = Duration::from_secs(3600);
+    let (started_tx, started) = mpsc::channel();
+    let (answer, answer_rx) = mpsc::channel::<u64>();
+    let answer_rx = Mutex::new(answer_rx);
+    let calls = Arc::new(AtomicU64::new(0));
+    let c = Arc::clone(&calls);
+    let handle: Handle<u64, &str> = Handle::with_clock(config, clock, move |_clock| {
+        c.fetch_add(1, Ordering::SeqCst);
+        started_tx.send(()).unwrap();
+        Ok(Fresh::new(answer_rx.lock().unwrap().recv().unwrap()))
+    })
+    .unwrap();
+    let h = handle.clone();
+    let stuck = std::thread::spawn(move || h.ticket().map(|t| *t.token()));
+    started.recv().unwrap();
+    now.store(10_000_000_000, Ordering::SeqCst);
+    let timed_out = Err(Error::RefreshUnavailable(RefreshFailure::TimedOut));
+    assert_eq!(handle.ticket().map(|t| *t.token()), timed_out);
+    answer.send(7).unwrap();
+    assert_eq!(
+        stuck.join().unwrap(),
+        timed_out,
+        "its own request had failed"
+    );
+    let ticket = handle.try_ticket().expect("the late token was adopted");
+    assert_eq!((*ticket.token(), ticket.generation().0), (7, 1));
+    assert_eq!(calls.load(Ordering::SeqCst), 1);
+}

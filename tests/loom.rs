@@ -266,6 +266,65 @@ fn refresh_failure_reaches_every_waiter() {
     });
 }
 
+/// S2 with late answers: attempt 1 times out and attempt 2 starts at once
+/// (no back-off); another thread then lets attempt 1 answer late, then
+/// attempt 2. The waiter may see the late answer alone, or both at once.
+/// Whichever is reported first makes the one new generation; the other is
+/// ignored, or its future dropped unpolled.
+#[test]
+fn a_late_answer_racing_the_next_attempt_makes_one_generation() {
+    model(|| {
+        let refreshes = Arc::new(AtomicU64::new(0));
+        let gates = [Gate::new(false), Gate::new(false)];
+        let nanos = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let (r, g, n) = (Arc::clone(&refreshes), gates.clone(), Arc::clone(&nanos));
+        let mut config = Config::default();
+        config.backoff_initial = Duration::ZERO;
+        config.max_refresh_attempts = 2;
+        let handle = Builder::new()
+            .config(config.clone())
+            .clock(Clock::manual(move || {
+                Timestamp::from_nanos(n.load(std::sync::atomic::Ordering::SeqCst))
+            }))
+            .without_timer()
+            .build(move |_clock| {
+                // Attempt k answers token k + 1 once its gate opens.
+                let attempt = r.fetch_add(1, Ordering::SeqCst);
+                let gate = Arc::clone(&g[usize::try_from(attempt).unwrap()]);
+                async move {
+                    gate.wait().await;
+                    Ok::<_, RefreshError<&'static str>>(Fresh::new(attempt + 2))
+                }
+            })
+            .unwrap();
+        handle.set_token(Fresh::new(1));
+        // A rejected request starts attempt 1, polls it (it waits at the
+        // gate) and leaves; the attempt stays in flight.
+        poll_once_then_drop(handle.reject(handle.try_ticket().unwrap()));
+        assert_eq!(refreshes.load(Ordering::SeqCst), 1);
+        // Its deadline passes; the next input times it out and starts
+        // attempt 2.
+        let deadline = config.refresh_timeout.as_nanos();
+        nanos.store(
+            u64::try_from(deadline).unwrap(),
+            std::sync::atomic::Ordering::SeqCst,
+        );
+        handle.invalidate(Generation(0));
+        let server = loom::thread::spawn(move || gates.iter().for_each(|gate| gate.open()));
+        let (token, generation) = token(loom::future::block_on(handle.ticket()));
+        assert_eq!(generation, Generation(2), "one new generation");
+        assert!(
+            token == 2 || token == 3,
+            "token {token} from neither attempt"
+        );
+        server.join().unwrap();
+        let now = handle.try_ticket().expect("a token");
+        assert_eq!((*now.token(), now.generation()), (token, generation));
+        assert_eq!(refreshes.load(Ordering::SeqCst), 2);
+        assert_eq!(handle.waiters(), 0);
+    });
+}
+
 /// S5 on the fast path: once a thread has seen that generation 1 was
 /// declared bad, the lock-free read never hands it out, whatever other
 /// publishes race with it.

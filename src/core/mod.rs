@@ -413,6 +413,31 @@ impl<T, E> Core<T, E> {
         }
     }
 
+    /// Whether a late answer of `attempt` may still be adopted: it timed out
+    /// for the current generation (and was not evicted from the capped set
+    /// of such attempts), and refreshing has not failed permanently since.
+    ///
+    /// A front-end keeps a timed-out attempt's refresh alive while this
+    /// holds, and drops it once it no longer does: with rotating refresh
+    /// tokens a late answer may carry the only valid refresh token.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tokenflight::{Action, Config, Core, RequestId, Timestamp};
+    ///
+    /// let mut core: Core<&str, ()> = Core::new(Config::default()).unwrap();
+    /// let _ = core.handle_acquire(Timestamp::ZERO, RequestId(1));
+    /// let Some(Action::StartRefresh { attempt }) = core.poll_action() else { panic!() };
+    /// assert!(!core.awaits_late_answer(attempt), "in flight, not late");
+    /// core.handle_timeout(core.poll_timeout().unwrap());
+    /// assert!(core.awaits_late_answer(attempt));
+    /// ```
+    pub fn awaits_late_answer(&self, attempt: RefreshId) -> bool {
+        let revoked = matches!(self.state, State::Failed { retry_at: None, .. });
+        !revoked && self.abandoned.contains(&attempt)
+    }
+
     /// How many requests wait for a refresh.
     pub fn waiters(&self) -> usize {
         match &self.state {

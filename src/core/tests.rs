@@ -354,6 +354,64 @@ fn a_late_success_after_a_permanent_failure_is_ignored() {
 }
 
 #[test]
+fn a_late_answer_is_awaited_only_while_it_could_be_adopted() {
+    let mut c = core();
+    let _ = c.handle_acquire(ms(0), RequestId(1));
+    let first = started(&mut c);
+    assert!(!c.awaits_late_answer(first), "in flight is not late");
+    c.handle_timeout(ms(1_000));
+    assert!(c.awaits_late_answer(first));
+    let retry = c.poll_timeout().unwrap();
+    c.handle_timeout(retry);
+    let second = started(&mut c);
+    assert!(c.awaits_late_answer(first));
+    assert!(!c.awaits_late_answer(second));
+    assert!(!c.awaits_late_answer(RefreshId(99)), "unknown");
+    // A new generation: no late answer for the old base is wanted.
+    c.handle_refreshed(retry, second, Ok(Fresh::new("t1")));
+    let _ = actions(&mut c);
+    assert!(!c.awaits_late_answer(first));
+
+    // A permanent failure: none is wanted either.
+    let mut c = core();
+    let _ = c.handle_acquire(ms(0), RequestId(1));
+    let first = started(&mut c);
+    c.handle_timeout(ms(1_000));
+    let retry = c.poll_timeout().unwrap();
+    c.handle_timeout(retry);
+    let second = started(&mut c);
+    c.handle_refreshed(retry, second, Err(RefreshError::Permanent("revoked")));
+    let _ = actions(&mut c);
+    assert!(!c.awaits_late_answer(first));
+
+    // At most `max_refresh_attempts` are awaited: the oldest is evicted.
+    let mut config = config();
+    config.max_refresh_attempts = 2;
+    config.backoff_initial = Duration::ZERO;
+    config.backoff_max = Duration::ZERO;
+    config.cooldown = Duration::ZERO;
+    let mut c: TestCore = Core::new(config).unwrap();
+    let mut timed_out = Vec::new();
+    let mut now = 0;
+    for request in 1..=2 {
+        let _ = c.handle_acquire(ms(now), RequestId(request));
+        for retry in [true, false] {
+            timed_out.push(started(&mut c));
+            now += 1_000;
+            c.handle_timeout(ms(now));
+            if retry {
+                // The back-off is zero: it ends at once.
+                c.handle_timeout(ms(now));
+            }
+        }
+        let _ = actions(&mut c);
+        assert_eq!(c.phase(), Phase::Failed);
+    }
+    let awaited: Vec<bool> = timed_out.iter().map(|a| c.awaits_late_answer(*a)).collect();
+    assert_eq!(awaited, [false, false, true, true]);
+}
+
+#[test]
 fn unknown_repeated_and_late_failed_answers_are_ignored() {
     let mut c = core();
     let _ = c.handle_acquire(ms(0), RequestId(1));

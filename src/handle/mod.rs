@@ -12,6 +12,20 @@
 //! its successor. So however many callers go away, the refresh is driven as
 //! long as anyone waits for it; if no one waits, no one needs it, and the
 //! next caller picks it up where it was.
+//!
+//! # Late answers
+//!
+//! An attempt that times out is not dropped while the core may still adopt
+//! its answer ([`Core::awaits_late_answer`](crate::Core::awaits_late_answer)):
+//! with single-use rotating refresh tokens, that answer may hold the only
+//! refresh token the server still honours. Its future stays in the shared
+//! state beside the current attempt's, is polled the same way, and its
+//! answer goes to the core when it comes; it is dropped (after unlocking)
+//! once the core no longer wants it. The core awaits at most
+//! `max_refresh_attempts` such answers, so that many futures at most are
+//! kept. A round can give up while one is pending, leaving no waiter to
+//! poll it; so a request on the slow path that finds such a future woken
+//! drives the woken work itself before it asks the core.
 
 mod sleep;
 mod waiter;
@@ -202,6 +216,7 @@ impl Builder {
                 state: Mutex::new(State {
                     board,
                     refresh: Job::Empty,
+                    late: Vec::new(),
                     timer: Job::Empty,
                     timer_broken: false,
                 }),
@@ -226,13 +241,77 @@ struct Shared<T, E> {
 struct State<T, E> {
     board: Board<T, E, Waker>,
     /// The future of the attempt the core has in flight. A future whose
-    /// attempt is no longer in flight (it timed out, or a login superseded
-    /// it) is dropped: at most one refresher future is alive at a time.
+    /// attempt is no longer in flight moves to `late` if the core still
+    /// awaits its answer (it timed out), and is dropped otherwise (a login
+    /// superseded it).
     refresh: Job<RefreshId, RefreshFuture<T, E>>,
+    /// Timed-out attempts whose answer the core still awaits, oldest first.
+    /// Pruned after every input to what
+    /// [`Core::awaits_late_answer`](crate::Core::awaits_late_answer) wants,
+    /// so at most `max_refresh_attempts` long (S7).
+    late: Vec<Late<T, E>>,
     /// A sleep until the core's next deadline.
     timer: Job<Timestamp, SleepFuture>,
     /// The [`Sleep`] panicked: no more timers, rather than a panic per poll.
     timer_broken: bool,
+}
+
+/// A timed-out attempt's future, kept for its answer.
+struct Late<T, E> {
+    attempt: RefreshId,
+    /// `None` while someone polls it outside the lock.
+    future: Option<RefreshFuture<T, E>>,
+}
+
+impl<T, E> State<T, E> {
+    /// Whether work waits to be taken out and polled.
+    fn has_parked(&self) -> bool {
+        self.refresh.is_waiting() || self.timer.is_waiting() || self.has_parked_late()
+    }
+
+    fn has_parked_late(&self) -> bool {
+        self.late.iter().any(|late| late.future.is_some())
+    }
+
+    /// Takes every parked piece of work out, to poll outside the lock.
+    fn take_work(&mut self) -> Work<T, E> {
+        Work {
+            refresh: self.refresh.take_out(),
+            timer: self.timer.take_out(),
+            late: self
+                .late
+                .iter_mut()
+                .filter_map(|late| Some((late.attempt, late.future.take()?)))
+                .collect(),
+        }
+    }
+
+    /// Brings back a refresh future taken out (`None`: it answered), as the
+    /// current attempt's job or as a late one; returns it if it is no longer
+    /// wanted, to be dropped after unlocking.
+    fn bring_back_refresh(
+        &mut self,
+        attempt: RefreshId,
+        pending: Option<RefreshFuture<T, E>>,
+    ) -> Option<RefreshFuture<T, E>> {
+        if self.refresh.key() == Some(attempt) {
+            return self.refresh.bring_back(attempt, pending);
+        }
+        let out = self
+            .late
+            .iter()
+            .position(|late| late.attempt == attempt && late.future.is_none());
+        let Some(i) = out else {
+            return pending;
+        };
+        match pending {
+            Some(future) => self.late[i].future = Some(future),
+            None => {
+                self.late.remove(i);
+            }
+        }
+        None
+    }
 }
 
 /// A future kept in the shared state and polled by whichever waiter comes.
@@ -273,15 +352,18 @@ impl<K: Copy + PartialEq, F> Job<K, F> {
         Some(taken)
     }
 
-    /// Makes `want` the job, returning the future of the one it replaces.
-    fn retarget(&mut self, want: Option<K>) -> (bool, Option<F>) {
+    /// Makes `want` the job. Returns whether there is new work, and the
+    /// job it replaces if that job's future was made: `(key, Some(future))`
+    /// if parked, `(key, None)` if out (its poller brings it back).
+    fn retarget(&mut self, want: Option<K>) -> (bool, Option<(K, Option<F>)>) {
         if self.key() == want {
             return (false, None);
         }
         let old = std::mem::replace(self, want.map_or(Job::Empty, Job::Start));
         let old = match old {
-            Job::Parked(_, f) => Some(f),
-            _ => None,
+            Job::Parked(k, f) => Some((k, Some(f))),
+            Job::Out(k) => Some((k, None)),
+            Job::Empty | Job::Start(_) => None,
         };
         (want.is_some(), old)
     }
@@ -341,6 +423,7 @@ type Polled<T, E> = Result<RefreshResult<T, Fault<E>>, RefreshFuture<T, E>>;
 struct Work<T, E> {
     refresh: Option<(RefreshId, Option<RefreshFuture<T, E>>)>,
     timer: Option<(Timestamp, Option<SleepFuture>)>,
+    late: Vec<(RefreshId, RefreshFuture<T, E>)>,
 }
 
 /// What polling the work gave: an answer for the core, or a future to park.
@@ -348,6 +431,7 @@ struct Done<T, E> {
     refresh: Option<(RefreshId, Polled<T, E>)>,
     timer: Option<(Timestamp, Option<SleepFuture>)>,
     timer_panicked: bool,
+    late: Vec<(RefreshId, Polled<T, E>)>,
 }
 
 impl<T, E> Shared<T, E>
@@ -369,14 +453,33 @@ where
         if let Some(late) = &mut state.board.late_publish {
             after.late_publish = late.take();
         }
-        let (new_refresh, old) = state.refresh.retarget(state.board.core.in_flight());
-        after.drop_refresh.extend(old);
+        let core = &state.board.core;
+        let (new_refresh, replaced) = state.refresh.retarget(core.in_flight());
+        if let Some((attempt, future)) = replaced {
+            if core.awaits_late_answer(attempt) {
+                state.late.push(Late { attempt, future });
+            } else {
+                after.drop_refresh.extend(future);
+            }
+        }
+        // A late answer no longer wanted (a new generation, a permanent
+        // failure, evicted from the core's capped set): its future goes. One
+        // out being polled is dropped by its poller, finding no place to
+        // come back to.
+        state.late.retain_mut(|late| {
+            let wanted = core.awaits_late_answer(late.attempt);
+            if !wanted {
+                after.drop_refresh.extend(late.future.take());
+            }
+            wanted
+        });
+        debug_assert!(state.late.len() <= core.config().max_refresh_attempts as usize);
         let deadline = match (&self.sleep, state.timer_broken) {
             (Some(_), false) => state.board.core.poll_timeout(),
             _ => None,
         };
         let (new_timer, old) = state.timer.retarget(deadline);
-        after.drop_sleep.extend(old);
+        after.drop_sleep.extend(old.and_then(|(_, future)| future));
         if new_refresh || new_timer {
             // New work: make sure someone comes to pick it up.
             after.wake.extend(self.beacon.raise());
@@ -392,6 +495,28 @@ where
         let mut after = Aftermath::new();
         let asked = {
             let mut state = self.state.lock();
+            // A late answer may have come while no one waits to poll it
+            // (after a round gave up, requests fail fast without waiting):
+            // drive the woken work first, so that its token is not stranded.
+            // Taking the work lowers the beacon's flag, so all of it is
+            // taken, as a waiter would; a refresher asking its own handle
+            // (its future is out) never drives.
+            if state.has_parked_late()
+                && !Driving::is_active(self.key())
+                && self.beacon.take_raised()
+            {
+                let work = state.take_work();
+                drop(state);
+                let done = self.run(work);
+                state = self.state.lock();
+                let now = self.clock.now();
+                self.bring_back(&mut state, now, done, &mut after);
+                // Work that woke itself while out may have found no one to
+                // take it: make sure the appointed waiter comes back for it.
+                if state.has_parked() {
+                    after.wake.extend(self.beacon.pending());
+                }
+            }
             let now = self.clock.now();
             let mut asked = f(&mut state.board, now);
             if let Asked::Wait(id) = asked {
@@ -417,24 +542,14 @@ where
         let waker = Waker::from(Arc::clone(&self.beacon));
         let mut cx = Context::from_waker(&waker);
         let _driving = Driving::enter(self.key());
-        let refresh = work.refresh.map(|(attempt, fut)| {
-            let polled = panic::catch_unwind(AssertUnwindSafe(|| {
-                let mut fut = fut.unwrap_or_else(|| (self.refresher)(self.clock.clone()));
-                match fut.as_mut().poll(&mut cx) {
-                    Poll::Ready(result) => Ok(result),
-                    Poll::Pending => Err(fut),
-                }
-            }));
-            let polled = match polled {
-                Ok(Ok(result)) => Ok(result.map_err(front::lift)),
-                Ok(Err(pending)) => Err(pending),
-                Err(payload) => {
-                    let fault = Fault::Panicked(front::panic_message(&*payload));
-                    Ok(Err(RefreshError::Transient(fault)))
-                }
-            };
-            (attempt, polled)
-        });
+        let refresh = work
+            .refresh
+            .map(|(attempt, fut)| (attempt, self.poll_refresh(fut, &mut cx)));
+        let late = work
+            .late
+            .into_iter()
+            .map(|(attempt, fut)| (attempt, self.poll_refresh(Some(fut), &mut cx)))
+            .collect();
         let mut timer_panicked = false;
         let timer = work.timer.map(|(deadline, fut)| {
             let polled = panic::catch_unwind(AssertUnwindSafe(|| {
@@ -459,7 +574,59 @@ where
             refresh,
             timer,
             timer_panicked,
+            late,
         }
+    }
+
+    /// Polls a refresh future, making it first if `fut` is `None`.
+    fn poll_refresh(&self, fut: Option<RefreshFuture<T, E>>, cx: &mut Context<'_>) -> Polled<T, E> {
+        let polled = panic::catch_unwind(AssertUnwindSafe(|| {
+            let mut fut = fut.unwrap_or_else(|| (self.refresher)(self.clock.clone()));
+            match fut.as_mut().poll(cx) {
+                Poll::Ready(result) => Ok(result),
+                Poll::Pending => Err(fut),
+            }
+        }));
+        match polled {
+            Ok(Ok(result)) => Ok(result.map_err(front::lift)),
+            Ok(Err(pending)) => Err(pending),
+            Err(payload) => {
+                let fault = Fault::Panicked(front::panic_message(&*payload));
+                Ok(Err(RefreshError::Transient(fault)))
+            }
+        }
+    }
+
+    /// Back under the lock with what polling gave: answers go to the core
+    /// (the current attempt's first), pending futures are parked again if
+    /// still wanted; then the board settles.
+    fn bring_back(
+        &self,
+        state: &mut State<T, E>,
+        now: Timestamp,
+        done: Done<T, E>,
+        after: &mut Aftermath<T, E>,
+    ) {
+        for (attempt, polled) in done.refresh.into_iter().chain(done.late) {
+            match polled {
+                Ok(result) => {
+                    after
+                        .drop_refresh
+                        .extend(state.bring_back_refresh(attempt, None));
+                    state.board.core.handle_refreshed(now, attempt, result);
+                }
+                Err(pending) => after
+                    .drop_refresh
+                    .extend(state.bring_back_refresh(attempt, Some(pending))),
+            }
+        }
+        if let Some((deadline, pending)) = done.timer {
+            after
+                .drop_sleep
+                .extend(state.timer.bring_back(deadline, pending));
+        }
+        state.timer_broken |= done.timer_panicked;
+        self.settle(state, now, after);
     }
 }
 

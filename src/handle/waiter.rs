@@ -7,7 +7,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, Wake, Waker};
 
-use super::{Aftermath, Shared, Work};
+use super::{Aftermath, Shared};
 use crate::front::{HandleError, Slot, Ticket};
 use crate::sync::Mutex;
 use crate::RequestId;
@@ -41,6 +41,20 @@ impl Beacon {
         let mut signal = self.0.lock();
         signal.raised = true;
         signal.appointed.as_ref().map(|(_, w)| w.clone())
+    }
+
+    /// Lowers the flag; returns whether it was up (the caller then takes
+    /// all parked work out, as a waiter would).
+    pub(super) fn take_raised(&self) -> bool {
+        std::mem::take(&mut self.0.lock().raised)
+    }
+
+    /// If the flag is up, the appointed waiter's waker, to make sure it
+    /// comes for the work.
+    pub(super) fn pending(&self) -> Option<Waker> {
+        let signal = self.0.lock();
+        let (_, waker) = signal.appointed.as_ref().filter(|_| signal.raised)?;
+        Some(waker.clone())
     }
 
     /// Appoints waiter `id` and returns whether the flag is up; lowers it
@@ -145,7 +159,7 @@ where
                 if !slot.waker.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
                     slot.waker = Some(cx.waker().clone());
                 }
-                let parked = state.refresh.is_waiting() || state.timer.is_waiting();
+                let parked = state.has_parked();
                 // Take the work only once per poll; the flag is lowered only
                 // by the waiter that takes it out.
                 let take = parked && !worked;
@@ -159,35 +173,13 @@ where
                     cx.waker().wake_by_ref();
                     return Poll::Pending;
                 }
-                Work {
-                    refresh: state.refresh.take_out(),
-                    timer: state.timer.take_out(),
-                }
+                state.take_work()
             };
             let done = shared.run(work);
             {
                 let mut state = shared.state.lock();
                 let now = shared.clock.now();
-                if let Some((attempt, polled)) = done.refresh {
-                    match polled {
-                        Ok(result) => {
-                            after
-                                .drop_refresh
-                                .extend(state.refresh.bring_back(attempt, None));
-                            state.board.core.handle_refreshed(now, attempt, result);
-                        }
-                        Err(pending) => after
-                            .drop_refresh
-                            .extend(state.refresh.bring_back(attempt, Some(pending))),
-                    }
-                }
-                if let Some((deadline, pending)) = done.timer {
-                    after
-                        .drop_sleep
-                        .extend(state.timer.bring_back(deadline, pending));
-                }
-                state.timer_broken |= done.timer_panicked;
-                shared.settle(&mut state, now, &mut after);
+                shared.bring_back(&mut state, now, done, &mut after);
             }
             after.run(&shared.snapshot);
             worked = true;
