@@ -14,7 +14,8 @@ use std::sync::Arc;
 use crate::front::{self, Asked, Board, Driving, Fault, HandleError, Published, Reply, Ticket};
 use crate::sync::{Condvar, Mutex, SnapshotCell};
 use crate::{
-    BuildError, Clock, Config, Fresh, Generation, RefreshError, RefreshId, RequestId, Timestamp,
+    BuildError, Clock, Config, Fresh, Generation, RefreshError, RefreshId, RequestId, Stats,
+    Timestamp,
 };
 
 type RefreshResult<T, E> = Result<Fresh<T>, RefreshError<E>>;
@@ -266,6 +267,32 @@ where
     /// ```
     pub fn waiters(&self) -> usize {
         self.shared.state.lock().board.core.waiters()
+    }
+
+    /// What the handle has done so far, for metrics: refreshes started and
+    /// tokens adopted, requests that joined a refresh, stale rejections
+    /// answered without one, failures. A copy, taken under the lock.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tokenflight::{blocking, Config, Fresh, RefreshError};
+    ///
+    /// let handle = blocking::Handle::new(Config::default(), |_clock| {
+    ///     Ok::<_, RefreshError<()>>(Fresh::new("tok"))
+    /// })
+    /// .unwrap();
+    /// let first = handle.ticket().unwrap();
+    /// let stale = handle.ticket().unwrap();
+    /// handle.reject(first).unwrap();
+    /// // Already replaced: answered with the new token, no refresh.
+    /// handle.reject(stale).unwrap();
+    /// let stats = handle.stats();
+    /// assert_eq!((stats.refreshes_started, stats.tokens_adopted), (2, 2));
+    /// assert_eq!((stats.rejections, stats.stale_rejections_skipped), (1, 1));
+    /// ```
+    pub fn stats(&self) -> Stats {
+        *self.shared.state.lock().board.core.stats()
     }
 
     /// Installs a token obtained elsewhere (a new login): it becomes current

@@ -621,6 +621,16 @@ fn a_late_answer_during_the_back_off_is_adopted_local_pool() {
     time.advance(BACKOFF);
     pool.run_until_stalled();
     assert_eq!(script.calls(), 1, "the refresher was called once");
+    let stats = handle.stats();
+    assert_eq!(
+        (
+            stats.refreshes_started,
+            stats.attempts_timed_out,
+            stats.joins
+        ),
+        (1, 1, 1)
+    );
+    assert_eq!((stats.tokens_adopted, stats.late_results_adopted), (1, 1));
 }
 
 #[tokio::test]
@@ -677,6 +687,8 @@ fn a_late_answer_after_a_newer_generation_is_ignored_local_pool() {
     let now = handle.try_ticket().unwrap();
     assert_eq!((*now.token(), now.generation()), (8, Generation(1)));
     assert_eq!(script.calls(), 2);
+    let stats = handle.stats();
+    assert_eq!((stats.tokens_adopted, stats.late_results_adopted), (1, 0));
 }
 
 #[test]

@@ -276,4 +276,7 @@ fn a_late_answer_from_an_abandoned_thread_is_adopted() {
     let ticket = handle.try_ticket().expect("the late token was adopted");
     assert_eq!((*ticket.token(), ticket.generation().0), (7, 1));
     assert_eq!(calls.load(Ordering::SeqCst), 1);
+    let stats = handle.stats();
+    assert_eq!((stats.attempts_timed_out, stats.rounds_given_up), (1, 1));
+    assert_eq!(stats.late_results_adopted, 1);
 }

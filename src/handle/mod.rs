@@ -42,7 +42,9 @@ pub use sleep::{Sleep, SleepFuture, ThreadSleep};
 
 use crate::front::{self, Asked, Board, Driving, Fault, HandleError, Published, Reply, Ticket};
 use crate::sync::{Mutex, SnapshotCell};
-use crate::{BuildError, Clock, Config, Fresh, Generation, RefreshError, RefreshId, Timestamp};
+use crate::{
+    BuildError, Clock, Config, Fresh, Generation, RefreshError, RefreshId, Stats, Timestamp,
+};
 use waiter::{Beacon, Waiting};
 
 type RefreshResult<T, E> = Result<Fresh<T>, RefreshError<E>>;
@@ -809,6 +811,34 @@ where
     /// ```
     pub fn waiters(&self) -> usize {
         self.shared.state.lock().board.core.waiters()
+    }
+
+    /// What the handle has done so far, for metrics: refreshes started and
+    /// tokens adopted, requests that joined a refresh, stale rejections
+    /// answered without one, failures. A copy, taken under the lock.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tokenflight::{Config, Fresh, Handle, RefreshError};
+    ///
+    /// let handle = Handle::new(Config::default(), |_clock| async {
+    ///     Ok::<_, RefreshError<()>>(Fresh::new("tok"))
+    /// })
+    /// .unwrap();
+    /// futures::executor::block_on(async {
+    ///     let first = handle.ticket().await.unwrap();
+    ///     let stale = handle.ticket().await.unwrap();
+    ///     handle.reject(first).await.unwrap();
+    ///     // Already replaced: answered with the new token, no refresh.
+    ///     handle.reject(stale).await.unwrap();
+    /// });
+    /// let stats = handle.stats();
+    /// assert_eq!((stats.refreshes_started, stats.tokens_adopted), (2, 2));
+    /// assert_eq!((stats.rejections, stats.stale_rejections_skipped), (1, 1));
+    /// ```
+    pub fn stats(&self) -> Stats {
+        *self.shared.state.lock().board.core.stats()
     }
 
     /// Installs a token obtained elsewhere (a new login): it becomes current
