@@ -404,7 +404,7 @@ where
                 let result = self.run_refresher();
                 state = shared.state.lock();
                 let now = shared.clock.now();
-                state.board.core.handle_refreshed(now, attempt, result);
+                state.board.refreshed(now, attempt, result);
                 state.board.settle(now, &shared.snapshot);
                 shared.changed.notify_all();
                 continue;

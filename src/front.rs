@@ -2,16 +2,23 @@
 //! ([`Ticket`], [`Reply`], [`Fault`], [`Clock`]) and the [`Board`], the
 //! state both keep under their one lock: the core, the waiting requests'
 //! mailboxes, and the snapshot the lock-free fast path reads.
+//!
+//! The board is also where both handles report what happens, as `tracing`
+//! events: on the slow path only (the fast path never reaches it), and
+//! never with a token, only ids, generations, counts and errors (which
+//! carry no token either).
 
 use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use tracing::{debug, trace, warn};
+
 use crate::sync::{guarded, SnapshotCell, SnapshotGuard, DRIVING};
 use crate::{
-    Action, Config, ConfigError, Core, Error, Generation, Lease, Next, RefreshError,
-    RefreshFailure, RequestId, Snapshot, Timestamp,
+    Action, Config, ConfigError, Core, Error, Fresh, Generation, Lease, Next, Phase, RefreshError,
+    RefreshFailure, RefreshId, RequestId, Snapshot, Timestamp,
 };
 
 /// Why a refresh attempt brought no token, as the handles report it to the
@@ -286,6 +293,13 @@ pub(crate) struct Board<T, E, W> {
     /// What the snapshot cell holds now (`None`: empty), so that an
     /// unchanged snapshot is not stored again.
     published: Option<(Generation, Timestamp)>,
+    /// The core's phase after the last step, to tell when it fails.
+    phase: Phase,
+    /// How the last attempt to end without a token ended, for the warning
+    /// when refreshing gives up with no waiter to carry the error.
+    last_failure: &'static str,
+    /// The attempt in flight was refused for good in this step.
+    refused: bool,
     /// A deliberately broken variant for the loom suite to catch: the
     /// snapshot is computed under the lock but stored after it is released
     /// (a check-then-act split across two critical sections), so a stale
@@ -345,6 +359,9 @@ impl<T, E, W> Board<T, E, W> {
             next_id: 0,
             slots: BTreeMap::new(),
             published: None,
+            phase: Phase::Idle,
+            last_failure: "",
+            refused: false,
             #[cfg(tokenflight_loom)]
             late_publish: None,
         })
@@ -354,15 +371,68 @@ impl<T, E, W> Board<T, E, W> {
     /// exists before the step's actions are delivered.
     pub(crate) fn acquire(&mut self, now: Timestamp) -> Asked<T, E> {
         let id = self.next_id();
+        let refreshing = self.core.phase() == Phase::Refreshing;
         let next = self.core.handle_acquire(now, id);
-        self.asked(id, next)
+        self.asked(id, next, refreshing)
     }
 
     /// The server rejected `lease`.
     pub(crate) fn reject(&mut self, now: Timestamp, lease: &Lease<T>) -> Asked<T, E> {
         let id = self.next_id();
+        let refreshing = self.core.phase() == Phase::Refreshing;
         let next = self.core.handle_rejection(now, id, lease);
-        self.asked(id, next)
+        let current = self.core.generation();
+        if lease.generation() < current && matches!(next, Next::Send(_)) {
+            trace!(
+                request = id.0,
+                rejected = lease.generation().0,
+                generation = current.0,
+                "stale rejection answered with the current token, without a refresh"
+            );
+        }
+        self.asked(id, next, refreshing)
+    }
+
+    /// The refresher answered `attempt`: reports it to the core.
+    pub(crate) fn refreshed(
+        &mut self,
+        now: Timestamp,
+        attempt: RefreshId,
+        result: Result<Fresh<T>, RefreshError<Fault<E>>>,
+    ) {
+        let in_flight = self.core.in_flight() == Some(attempt);
+        let before = self.core.generation();
+        let outcome = match &result {
+            Ok(_) => "expired on arrival",
+            Err(RefreshError::Transient(Fault::Panicked(_))) => "panicked",
+            Err(RefreshError::Transient(_)) => "transient error",
+            Err(RefreshError::Permanent(_)) => "permanent error",
+        };
+        let permanent = matches!(result, Err(RefreshError::Permanent(_)));
+        self.core.handle_refreshed(now, attempt, result);
+        let generation = self.core.generation();
+        let adopted = generation != before;
+        match (in_flight, adopted) {
+            (true, true) => debug!(
+                attempt = attempt.0,
+                generation = generation.0,
+                "refresh attempt ends: token adopted"
+            ),
+            (true, false) => {
+                debug!(
+                    attempt = attempt.0,
+                    outcome, "refresh attempt ends without a token"
+                );
+                self.last_failure = outcome;
+                self.refused = permanent;
+            }
+            (false, true) => debug!(
+                attempt = attempt.0,
+                generation = generation.0,
+                "late refresh answer adopted"
+            ),
+            (false, false) => debug!(attempt = attempt.0, "late refresh answer ignored"),
+        }
     }
 
     fn next_id(&mut self) -> RequestId {
@@ -370,7 +440,14 @@ impl<T, E, W> Board<T, E, W> {
         RequestId(self.next_id)
     }
 
-    fn asked(&mut self, id: RequestId, next: Next<T, Fault<E>>) -> Asked<T, E> {
+    fn asked(&mut self, id: RequestId, next: Next<T, Fault<E>>, refreshing: bool) -> Asked<T, E> {
+        if refreshing && matches!(next, Next::Wait) {
+            trace!(
+                request = id.0,
+                waiters = self.core.waiters(),
+                "request joins the refresh under way"
+            );
+        }
         match next {
             Next::Send(lease) => Asked::Send(Ticket::core(lease)),
             Next::Fail(error) => Asked::Fail(error),
@@ -409,16 +486,33 @@ impl<T, E, W> Board<T, E, W> {
         // as failed; a back-off that ended starts the next attempt, whose
         // deadline is later than `now`), so this ends.
         while self.core.poll_timeout().is_some_and(|t| t <= now) {
+            let in_flight = self.core.in_flight();
             self.core.handle_timeout(now);
+            if let Some(attempt) = in_flight.filter(|a| self.core.in_flight() != Some(*a)) {
+                debug!(attempt = attempt.0, "refresh attempt ends: timed out");
+                self.last_failure = "timed out";
+            }
         }
         let mut settled = Settled { woken: Vec::new() };
+        let (mut failed, mut first_error) = (0_usize, None);
         while let Some(action) = self.core.poll_action() {
             let (id, outcome) = match action {
                 // The front-ends run the attempt that `Core::in_flight`
                 // names, which is this one until it ends.
-                Action::StartRefresh { .. } => continue,
+                Action::StartRefresh { attempt } => {
+                    debug!(
+                        attempt = attempt.0,
+                        replacing = self.core.generation().0,
+                        "refresh attempt starts"
+                    );
+                    continue;
+                }
                 Action::Resume { id, lease } => (id, Ok(Ticket::core(lease))),
-                Action::Fail { id, error } => (id, Err(error)),
+                Action::Fail { id, error } => {
+                    failed += 1;
+                    first_error.get_or_insert_with(|| error.clone());
+                    (id, Err(error))
+                }
             };
             // Every waiter has a mailbox until it reads its outcome or
             // cancels, and the core forgets a cancelled waiter at once.
@@ -428,6 +522,26 @@ impl<T, E, W> Board<T, E, W> {
                 settled.woken.extend(slot.waker.take());
             }
         }
+        let phase = self.core.phase();
+        let refused = std::mem::take(&mut self.refused);
+        if phase == Phase::Failed && self.phase != Phase::Failed {
+            let error = match &first_error {
+                Some(error) => Described(error).to_string(),
+                None => format!("the last attempt: {}", self.last_failure),
+            };
+            if refused {
+                warn!(
+                    waiters_failed = failed,
+                    error, "token refresh refused for good; a new login is needed"
+                );
+            } else {
+                warn!(
+                    waiters_failed = failed,
+                    error, "token refresh gave up; requests fail fast until the cool-down ends"
+                );
+            }
+        }
+        self.phase = phase;
         self.publish(cell);
         settled
     }
@@ -449,6 +563,49 @@ impl<T, E, W> Board<T, E, W> {
         if key != self.published {
             cell.store(snapshot.map(Arc::new));
             self.published = key;
+        }
+    }
+}
+
+/// A handle's error for a log line, whatever `E` is: the error's own words,
+/// with the refresher's own error (which need not be `Display`) named, not
+/// shown. Errors carry no token.
+struct Described<'a, E>(&'a HandleError<E>);
+
+impl<E> fmt::Display for Described<'_, E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fn fault<E>(fault: &Fault<E>, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            match fault {
+                Fault::Refresher(_) => f.write_str("the refresher's error"),
+                // Its message is the refresher's own: named, not shown.
+                Fault::Panicked(_) => f.write_str("the refresher panicked"),
+                Fault::Reentrant => f.write_str("the refresher asked its own handle for a token"),
+            }
+        }
+        match self.0 {
+            Error::RefreshUnavailable(failure) => {
+                f.write_str("token refresh is failing, retry later: ")?;
+                match failure {
+                    RefreshFailure::Refresher(e) => fault(e, f),
+                    RefreshFailure::TimedOut => f.write_str("refresh attempt timed out"),
+                    RefreshFailure::ExpiredOnArrival => {
+                        f.write_str("refresher returned an already expired token")
+                    }
+                }
+            }
+            Error::LoginRequired(e) => {
+                f.write_str("token refresh was refused, a new login is needed: ")?;
+                fault(e, f)
+            }
+            Error::Overloaded => f.write_str("too many requests are waiting for a token"),
+            Error::AuthRejected { sends } => write!(
+                f,
+                "the server rejected the token on all {sends} sends of this request"
+            ),
+            Error::DuplicateRequest => f.write_str("request id is already waiting for a token"),
+            Error::UnknownGeneration => {
+                f.write_str("lease names a token generation this core never issued")
+            }
         }
     }
 }

@@ -615,7 +615,7 @@ where
                     after
                         .drop_refresh
                         .extend(state.bring_back_refresh(attempt, None));
-                    state.board.core.handle_refreshed(now, attempt, result);
+                    state.board.refreshed(now, attempt, result);
                 }
                 Err(pending) => after
                     .drop_refresh

@@ -1,0 +1,231 @@
+//! What the handles report through `tracing`: a small subscriber of our own
+//! records every event with its fields, and the tests check that refreshes
+//! are reported from start to end, that failures warn, and that no field of
+//! any event ever holds the token.
+
+use std::fmt;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures::channel::oneshot;
+use futures::executor::LocalPool;
+use futures::task::LocalSpawnExt;
+use tokenflight::{blocking, Builder, Config, Fresh, RefreshError};
+use tracing::field::{Field, Visit};
+use tracing::span::{Attributes, Id, Record};
+use tracing::{Event, Level, Metadata, Subscriber};
+
+/// A token no event may contain.
+const SECRET: &str = "SECRET-tok-4f2a";
+
+/// One recorded event: its level and every field, the message included, as
+/// text.
+#[derive(Debug, Clone)]
+struct Recorded {
+    level: Level,
+    fields: Vec<(String, String)>,
+}
+
+impl Recorded {
+    fn message(&self) -> &str {
+        self.field("message").unwrap_or("")
+    }
+
+    fn field(&self, name: &str) -> Option<&str> {
+        self.fields
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// Records every event (at every level) on the thread it is the default
+/// subscriber of.
+#[derive(Clone, Default)]
+struct Capture(Arc<Mutex<Vec<Recorded>>>);
+
+impl Capture {
+    fn events(&self) -> Vec<Recorded> {
+        self.0.lock().unwrap().clone()
+    }
+
+    /// The events whose message starts with `prefix`.
+    fn with_message(&self, prefix: &str) -> Vec<Recorded> {
+        self.events()
+            .into_iter()
+            .filter(|e| e.message().starts_with(prefix))
+            .collect()
+    }
+
+    fn assert_no_token(&self) {
+        let events = self.events();
+        assert!(!events.is_empty());
+        for event in events {
+            for (name, value) in &event.fields {
+                assert!(!value.contains(SECRET), "field {name} holds the token");
+            }
+        }
+    }
+}
+
+struct Fields(Vec<(String, String)>);
+
+impl Visit for Fields {
+    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
+        self.0
+            .push((field.name().to_string(), format!("{value:?}")));
+    }
+
+    fn record_str(&mut self, field: &Field, value: &str) {
+        self.0.push((field.name().to_string(), value.to_string()));
+    }
+}
+
+impl Subscriber for Capture {
+    fn enabled(&self, _: &Metadata<'_>) -> bool {
+        true
+    }
+
+    fn new_span(&self, _: &Attributes<'_>) -> Id {
+        Id::from_u64(1)
+    }
+
+    fn record(&self, _: &Id, _: &Record<'_>) {}
+
+    fn record_follows_from(&self, _: &Id, _: &Id) {}
+
+    fn event(&self, event: &Event<'_>) {
+        let mut fields = Fields(Vec::new());
+        event.record(&mut fields);
+        self.0.lock().unwrap().push(Recorded {
+            level: *event.metadata().level(),
+            fields: fields.0,
+        });
+    }
+
+    fn enter(&self, _: &Id) {}
+
+    fn exit(&self, _: &Id) {}
+}
+
+fn config() -> Config {
+    let mut config = Config::default();
+    config.backoff_initial = Duration::ZERO;
+    config.backoff_max = Duration::ZERO;
+    config.max_refresh_attempts = 1;
+    config
+}
+
+#[test]
+fn a_refresh_is_reported_from_start_to_end_without_the_token() {
+    let capture = Capture::default();
+    let (answer, answered) = oneshot::channel::<()>();
+    let answered = Mutex::new(Some(answered));
+    let handle = Builder::new()
+        .config(config())
+        .without_timer()
+        .build(move |_clock| {
+            let answered = answered.lock().unwrap().take();
+            async move {
+                if let Some(answered) = answered {
+                    let _ = answered.await;
+                }
+                Ok::<_, RefreshError<()>>(Fresh::new(SECRET.to_string()))
+            }
+        })
+        .unwrap();
+    tracing::subscriber::with_default(capture.clone(), || {
+        let mut pool = LocalPool::new();
+        // Two requests: the first starts the refresh, the second joins it.
+        let waiters: Vec<_> = (0..2)
+            .map(|_| {
+                let handle = handle.clone();
+                let ticket = async move { handle.ticket().await.map(|t| t.generation()) };
+                pool.spawner().spawn_local_with_handle(ticket).unwrap()
+            })
+            .collect();
+        pool.run_until_stalled();
+        answer.send(()).unwrap();
+        pool.run_until(futures::future::join_all(waiters));
+        // Both tickets of generation 1 rejected: the first refreshes, the
+        // second is stale and answered without a refresh.
+        pool.run_until(async {
+            let first = handle.ticket().await.unwrap();
+            let stale = handle.ticket().await.unwrap();
+            handle.reject(first).await.unwrap();
+            handle.reject(stale).await.unwrap();
+        });
+    });
+
+    let starts = capture.with_message("refresh attempt starts");
+    let replaced: Vec<_> = starts.iter().map(|e| e.field("replacing")).collect();
+    assert_eq!(replaced, [Some("0"), Some("1")]);
+    assert!(starts.iter().all(|e| e.level == Level::DEBUG));
+    let ends = capture.with_message("refresh attempt ends: token adopted");
+    let generations: Vec<_> = ends.iter().map(|e| e.field("generation")).collect();
+    assert_eq!(generations, [Some("1"), Some("2")]);
+    let attempts: Vec<_> = ends.iter().map(|e| e.field("attempt")).collect();
+    assert_eq!(attempts, [Some("1"), Some("2")]);
+    let joins = capture.with_message("request joins the refresh under way");
+    assert_eq!(joins.len(), 1);
+    assert_eq!(joins[0].level, Level::TRACE);
+    let stale = capture.with_message("stale rejection answered");
+    assert_eq!(stale.len(), 1);
+    assert_eq!(
+        (stale[0].field("rejected"), stale[0].field("generation")),
+        (Some("1"), Some("2"))
+    );
+    assert!(
+        capture.with_message("token refresh").is_empty(),
+        "no warning"
+    );
+    capture.assert_no_token();
+}
+
+#[test]
+fn giving_up_and_a_permanent_failure_warn_once() {
+    let capture = Capture::default();
+    let calls = Arc::new(Mutex::new(0));
+    let c = Arc::clone(&calls);
+    let mut config = config();
+    config.cooldown = Duration::ZERO;
+    let handle = blocking::Handle::new(config, move |_clock| {
+        let mut calls = c.lock().unwrap();
+        *calls += 1;
+        match *calls {
+            1 => Err(RefreshError::Transient("connection reset")),
+            2 => Ok(Fresh::new(SECRET.to_string())),
+            _ => Err(RefreshError::Permanent("invalid_grant")),
+        }
+    })
+    .unwrap();
+    tracing::subscriber::with_default(capture.clone(), || {
+        assert!(handle.ticket().is_err(), "the only attempt failed");
+        let ticket = handle.ticket().unwrap();
+        assert!(handle.reject(ticket).is_err(), "refused for good");
+    });
+
+    let ends = capture.with_message("refresh attempt ends without a token");
+    let outcomes: Vec<_> = ends.iter().map(|e| e.field("outcome")).collect();
+    assert_eq!(outcomes, [Some("transient error"), Some("permanent error")]);
+    let warnings: Vec<_> = capture
+        .events()
+        .into_iter()
+        .filter(|e| e.level == Level::WARN)
+        .collect();
+    assert_eq!(warnings.len(), 2, "{warnings:?}");
+    assert!(warnings[0].message().starts_with("token refresh gave up"));
+    assert_eq!(warnings[0].field("waiters_failed"), Some("1"));
+    assert_eq!(
+        warnings[0].field("error"),
+        Some("token refresh is failing, retry later: the refresher's error")
+    );
+    assert!(warnings[1]
+        .message()
+        .starts_with("token refresh refused for good"));
+    assert_eq!(
+        warnings[1].field("error"),
+        Some("token refresh was refused, a new login is needed: the refresher's error")
+    );
+    capture.assert_no_token();
+}
