@@ -4,13 +4,14 @@
 //! any event ever holds the token.
 
 use std::fmt;
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{mpsc, Arc, Mutex};
 use std::time::Duration;
 
 use futures::channel::oneshot;
 use futures::executor::LocalPool;
 use futures::task::LocalSpawnExt;
-use tokenflight::{blocking, Builder, Config, Fresh, RefreshError};
+use tokenflight::{blocking, Builder, Clock, Config, Fresh, RefreshError, Timestamp};
 use tracing::field::{Field, Visit};
 use tracing::span::{Attributes, Id, Record};
 use tracing::{Event, Level, Metadata, Subscriber};
@@ -227,5 +228,100 @@ fn giving_up_and_a_permanent_failure_warn_once() {
         warnings[1].field("error"),
         Some("token refresh was refused, a new login is needed: the refresher's error")
     );
+    capture.assert_no_token();
+}
+
+/// A blocking handle on a manual clock whose first refresh blocks until the
+/// test answers it (with `late`); later refreshes answer the secret at once.
+fn stuck_first_refresh(
+    max_refresh_attempts: u32,
+) -> (
+    blocking::Handle<String, ()>,
+    Arc<AtomicU64>,
+    mpsc::Receiver<()>,
+    mpsc::Sender<String>,
+) {
+    let now = Arc::new(AtomicU64::new(0));
+    let n = Arc::clone(&now);
+    let clock = Clock::manual(move || Timestamp::from_nanos(n.load(Ordering::SeqCst)));
+    let mut config = config();
+    config.max_refresh_attempts = max_refresh_attempts;
+    config.refresh_timeout = Duration::from_secs(10);
+    config.cooldown = Duration::from_secs(3600);
+    let (started_tx, started) = mpsc::channel();
+    let (answer, answer_rx) = mpsc::channel::<String>();
+    let answer_rx = Mutex::new(answer_rx);
+    let calls = AtomicU64::new(0);
+    let handle = blocking::Handle::with_clock(config, clock, move |_clock| {
+        if calls.fetch_add(1, Ordering::SeqCst) > 0 {
+            return Ok(Fresh::new(SECRET.to_string()));
+        }
+        started_tx.send(()).unwrap();
+        Ok(Fresh::new(answer_rx.lock().unwrap().recv().unwrap()))
+    })
+    .unwrap();
+    (handle, now, started, answer)
+}
+
+/// Runs `f` on a thread of its own that reports to `capture`.
+fn spawn_captured<R: Send + 'static>(
+    capture: &Capture,
+    f: impl FnOnce() -> R + Send + 'static,
+) -> std::thread::JoinHandle<R> {
+    let capture = capture.clone();
+    std::thread::spawn(move || tracing::subscriber::with_default(capture, f))
+}
+
+#[test]
+fn a_late_answer_is_reported_adopted_or_ignored() {
+    // Adopted: the only attempt times out, the round gives up (a warning
+    // naming the timeout), then the stuck refresher answers.
+    let capture = Capture::default();
+    let (handle, now, started, answer) = stuck_first_refresh(1);
+    let h = handle.clone();
+    let stuck = spawn_captured(&capture, move || h.ticket().is_err());
+    started.recv().unwrap();
+    now.store(10_000_000_000, Ordering::SeqCst);
+    tracing::subscriber::with_default(capture.clone(), || {
+        assert!(handle.ticket().is_err(), "timed out");
+    });
+    answer.send(format!("{SECRET}-late")).unwrap();
+    assert!(stuck.join().unwrap());
+    let timed_out = capture.with_message("refresh attempt ends: timed out");
+    assert_eq!(timed_out.len(), 1);
+    let warning = capture.with_message("token refresh gave up");
+    assert_eq!(warning.len(), 1);
+    assert_eq!(
+        warning[0].field("error"),
+        Some("token refresh is failing, retry later: refresh attempt timed out")
+    );
+    assert_eq!(warning[0].field("waiters_failed"), Some("2"));
+    let adopted = capture.with_message("late refresh answer adopted");
+    assert_eq!(adopted.len(), 1);
+    assert_eq!(
+        (adopted[0].field("attempt"), adopted[0].field("generation")),
+        (Some("1"), Some("1"))
+    );
+    capture.assert_no_token();
+
+    // Ignored: the attempt that replaced the stuck one answered first.
+    let capture = Capture::default();
+    let (handle, now, started, answer) = stuck_first_refresh(2);
+    let h = handle.clone();
+    let stuck = spawn_captured(&capture, move || h.ticket().map(|t| t.generation().0));
+    started.recv().unwrap();
+    now.store(10_000_000_000, Ordering::SeqCst);
+    tracing::subscriber::with_default(capture.clone(), || {
+        assert_eq!(handle.ticket().unwrap().generation().0, 1);
+    });
+    answer.send(format!("{SECRET}-late")).unwrap();
+    assert_eq!(stuck.join().unwrap(), Ok(1));
+    let ends = capture.with_message("refresh attempt ends: token adopted");
+    assert_eq!(ends.len(), 1);
+    assert_eq!(ends[0].field("attempt"), Some("2"));
+    let ignored = capture.with_message("late refresh answer ignored");
+    assert_eq!(ignored.len(), 1);
+    assert_eq!(ignored[0].field("attempt"), Some("1"));
+    assert_eq!(handle.try_ticket().unwrap().generation().0, 1);
     capture.assert_no_token();
 }
