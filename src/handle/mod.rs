@@ -488,6 +488,15 @@ where
         }
     }
 
+    /// The slow path of `ticket`: a new request asks the core. Kept out of
+    /// line so that the fast path it follows stays as small as a bare
+    /// snapshot read.
+    #[cold]
+    #[inline(never)]
+    fn acquire(&self) -> Result<Result<Ticket<T>, crate::RequestId>, HandleError<E>> {
+        self.ask(|board, now| board.acquire(now))
+    }
+
     /// Asks the core (under the lock) and, on `Wait`, returns the request's
     /// id; a refresher asking its own handle fails at once (see [`Driving`]).
     fn ask(
@@ -734,7 +743,7 @@ where
         if let Some(ticket) = self.try_ticket() {
             return Ok(ticket);
         }
-        match self.shared.ask(|board, now| board.acquire(now))? {
+        match self.shared.acquire()? {
             Ok(ticket) => Ok(ticket),
             Err(id) => Waiting::new(&self.shared, id).await,
         }
@@ -756,6 +765,7 @@ where
     /// futures::executor::block_on(handle.ticket()).unwrap();
     /// assert!(handle.try_ticket().is_some());
     /// ```
+    #[inline]
     pub fn try_ticket(&self) -> Option<Ticket<T>> {
         front::fast_ticket(&self.shared.snapshot, &self.shared.clock)
     }
