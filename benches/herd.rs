@@ -403,7 +403,7 @@ fn median(xs: &mut [f64]) -> f64 {
 
 fn parent() {
     let quick = std::env::var_os("TOKENFLIGHT_BENCH_QUICK").is_some_and(|v| v != "0");
-    let reps = if quick { 3 } else { 9 };
+    let reps = if quick { 3 } else { 11 };
     let mut runs: BTreeMap<(usize, usize), Vec<BTreeMap<String, f64>>> = BTreeMap::new();
     for rep in 0..reps {
         eprintln!("herd: repetition {} of {reps}", rep + 1);
@@ -426,9 +426,9 @@ fn parent() {
     );
     println!("refresh calls (every run) | time from the refresh's return to the last waiter resumed: median [min–max]\n");
     println!(
-        "| contender | N | refresh calls | all parked before return | resume time | per waiter |"
+        "| contender | N | refresh calls | all parked before return | resume time | per waiter | ÷ best other |"
     );
-    println!("|---|---:|---:|---|---:|---:|");
+    println!("|---|---:|---:|---|---:|---:|---:|");
     for &n in &SIZES {
         for (c, (_, label)) in CONTENDERS.iter().enumerate() {
             let calls = values(n, c, "refreshes");
@@ -454,10 +454,23 @@ fn parent() {
                 resume.iter().copied().fold(0.0, f64::max),
             );
             let med = median(&mut resume);
+            // Within each repetition: this contender's resume time over the
+            // fastest of the others in the same repetition; then the median.
+            let mut ratios: Vec<f64> = (0..reps)
+                .map(|rep| {
+                    let own = runs[&(n, c)][rep]["resume_ns"];
+                    let best = (0..CONTENDERS.len())
+                        .filter(|&o| o != c)
+                        .map(|o| runs[&(n, o)][rep]["resume_ns"])
+                        .fold(f64::MAX, f64::min);
+                    own / best
+                })
+                .collect();
             println!(
-                "| {label} | {n} | {calls} | {} | {med:.2} ms [{min:.2}–{max:.2}] | {:.0} ns |",
+                "| {label} | {n} | {calls} | {} | {med:.2} ms [{min:.2}–{max:.2}] | {:.0} ns | {:.2} |",
                 if parked { "yes" } else { "no" },
                 med * 1e6 / n as f64,
+                median(&mut ratios),
             );
         }
     }
