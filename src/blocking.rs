@@ -199,10 +199,19 @@ where
     /// .unwrap();
     /// assert_eq!(*handle.ticket().unwrap().token(), "tok");
     /// ```
+    #[inline]
     pub fn ticket(&self) -> Result<Ticket<T>, HandleError<E>> {
         if let Some(ticket) = self.try_ticket() {
             return Ok(ticket);
         }
+        self.acquire()
+    }
+
+    /// The slow path of [`ticket`](Handle::ticket), kept out of line so
+    /// that the fast path it follows stays as small as a bare snapshot read.
+    #[cold]
+    #[inline(never)]
+    fn acquire(&self) -> Result<Ticket<T>, HandleError<E>> {
         self.ask(|board, now| board.acquire(now))
     }
 
@@ -222,6 +231,7 @@ where
     /// handle.ticket().unwrap();
     /// assert!(handle.try_ticket().is_some());
     /// ```
+    #[inline]
     pub fn try_ticket(&self) -> Option<Ticket<T>> {
         front::fast_ticket(&self.shared.snapshot, &self.shared.clock)
     }

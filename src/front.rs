@@ -612,7 +612,12 @@ impl<E> fmt::Display for Described<'_, E> {
 
 /// The lock-free fast path: the published snapshot, if it is valid at the
 /// time `clock` reads. Reads the clock only for a token with an expiry.
-#[inline]
+///
+/// Always inlined: left to itself the compiler kept it out of line in
+/// `blocking::Handle::ticket`, and the call and the ticket returned through
+/// memory cost ~10 % of a call that is otherwise an `ArcSwap` load and one
+/// clock read.
+#[inline(always)]
 pub(crate) fn fast_ticket<T>(
     cell: &SnapshotCell<Published<T>>,
     clock: &Clock,
