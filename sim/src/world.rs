@@ -1,7 +1,7 @@
 //! The simulated world both algorithms live in: virtual time, the event
 //! queue, the request streams, the network and the token server, and the
 //! simulator's own books (outcomes per request, server-side checks, the
-//! watchdog). An [`Algorithm`] is plugged in and reacts to what arrives.
+//! watchdog). An `Algorithm` (the core, or the recipe) is plugged in and reacts to what arrives.
 
 use std::collections::BTreeSet;
 
