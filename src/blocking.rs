@@ -11,11 +11,12 @@
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::Arc;
 
-use crate::front::{self, Asked, Board, Driving, Fault, HandleError, Published, Reply, Ticket};
+use crate::front::{
+    self, Asked, Board, Driving, Fault, HandleError, Place, Published, Reply, Ticket,
+};
 use crate::sync::{Condvar, Mutex, SnapshotCell};
 use crate::{
-    BuildError, Clock, Config, Fresh, Generation, RefreshError, RefreshId, RequestId, Stats,
-    Timestamp,
+    BuildError, Clock, Config, Fresh, Generation, RefreshError, RefreshId, Stats, Timestamp,
 };
 
 type RefreshResult<T, E> = Result<Fresh<T>, RefreshError<E>>;
@@ -366,9 +367,9 @@ where
         let mut state = shared.state.lock();
         let now = shared.clock.now();
         let mut asked = f(&mut state.board, now);
-        if let Asked::Wait(id) = asked {
+        if let Asked::Wait(place) = asked {
             if Driving::is_active(self.key()) {
-                state.board.cancel(now, id);
+                state.board.cancel(now, place);
                 asked = Asked::Fail(front::reentrant());
             }
         }
@@ -384,7 +385,7 @@ where
                 shared.changed.notify_all();
                 Err(error)
             }
-            Asked::Wait(id) => self.wait(state, id),
+            Asked::Wait(place) => self.wait(state, place),
         }
     }
 
@@ -394,18 +395,15 @@ where
     fn wait<'a>(
         &'a self,
         mut state: crate::sync::MutexGuard<'a, State<T, E>>,
-        id: RequestId,
+        place: Place,
     ) -> Result<Ticket<T>, HandleError<E>> {
         let shared = &*self.shared;
         loop {
-            if let Some(slot) = state.board.slots.get_mut(&id) {
-                if let Some(outcome) = slot.outcome.take() {
-                    state.board.slots.remove(&id);
-                    drop(state);
-                    // Others may have been settled in the same step.
-                    shared.changed.notify_all();
-                    return outcome;
-                }
+            if let Some(outcome) = state.board.take_outcome(place) {
+                drop(state);
+                // Others may have been settled in the same step.
+                shared.changed.notify_all();
+                return outcome;
             }
             let due = state.board.core.in_flight();
             if let Some(attempt) = due.filter(|a| state.claimed != Some(*a)) {

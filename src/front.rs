@@ -8,7 +8,7 @@
 //! never with a token, only ids, generations, counts and errors (which
 //! carry no token either).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -268,17 +268,57 @@ pub enum BuildError {
     TimerRequired,
 }
 
-/// A waiting request's mailbox.
-pub(crate) struct Slot<T, E, W> {
-    /// How to tell the waiter that its outcome has arrived.
-    pub(crate) waker: Option<W>,
-    pub(crate) outcome: Option<Result<Ticket<T>, HandleError<E>>>,
+/// Where a parked waiter sits: its round (named by the round's first
+/// request id) and its position in the round's waker list. The waiting
+/// future keeps it, so that reaching its entry needs no lookup by id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Seat {
+    round: u64,
+    pos: u32,
+}
+
+/// What a request that waits keeps: the core's name for it, its seat, and
+/// the send its lease will be for (the core resumes it with
+/// `sends + 1`, the same number the board computes when it parks).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Place {
+    pub(crate) id: RequestId,
+    pub(crate) seat: Seat,
+    send: u32,
+}
+
+/// A round's outcome, delivered once for all of its waiters: each builds
+/// its own ticket from it (a clone of the token's `Arc`, its own send).
+enum Delivered<T, E> {
+    Token(Arc<T>, Generation),
+    Error(HandleError<E>),
+}
+
+/// The waiters that parked together, from the first who found no usable
+/// token until the core answered them all at once (a token or an error).
+/// A waiter joins the round still waiting; a round answered is closed, and
+/// the next waiter opens a new one.
+struct Round<T, E, W> {
+    /// The id of its first waiter; rounds are kept in this order.
+    first: u64,
+    /// The id of its last waiter, so far.
+    last: u64,
+    /// Each waiter's waker, by position; `None` before its first poll,
+    /// after it left, and once the round is answered (the wakers are
+    /// taken, to wake).
+    wakers: Vec<Option<W>>,
+    /// Waiters that have not left yet (read their outcome, or cancelled).
+    /// The round goes when this drops to zero.
+    members: usize,
+    /// Positions below this hold no waker (see `Board::first_waker`).
+    scan: usize,
+    outcome: Option<Delivered<T, E>>,
 }
 
 /// What changed in one step, to act on after unlocking.
 pub(crate) struct Settled<W> {
-    /// Waiters whose outcome arrived.
-    pub(crate) woken: Vec<W>,
+    /// Waiters whose outcome arrived, one list per round answered.
+    pub(crate) woken: Vec<Vec<Option<W>>>,
 }
 
 /// The state a handle keeps under its one lock.
@@ -287,9 +327,15 @@ pub(crate) struct Board<T, E, W> {
     /// Turns the snapshot's `valid_until` into the fast path's deadline.
     clock: Clock,
     next_id: u64,
-    /// Ordered, so that which waiter the async handle appoints next is
-    /// deterministic (loom replays executions and needs that).
-    pub(crate) slots: BTreeMap<RequestId, Slot<T, E, W>>,
+    /// The rounds whose waiters have not all left, oldest first; only the
+    /// last can still be waiting. Ordered, so that which waiter the async
+    /// handle appoints next is deterministic (loom replays executions).
+    rounds: VecDeque<Round<T, E, W>>,
+    /// Outcomes that did not come for a whole round at once, by waiter.
+    /// The core answers a round's waiters together (all resumed with one
+    /// token, or all failed with one error), so this stays empty; it keeps
+    /// every outcome exact should that ever not hold.
+    single: BTreeMap<RequestId, Result<Ticket<T>, HandleError<E>>>,
     /// What the snapshot cell holds now (`None`: empty), so that an
     /// unchanged snapshot is not stored again.
     published: Option<(Generation, Timestamp)>,
@@ -347,7 +393,7 @@ impl Deadline {
 /// What the core answered a request, as the handles act on it.
 pub(crate) enum Asked<T, E> {
     Send(Ticket<T>),
-    Wait(RequestId),
+    Wait(Place),
     Fail(HandleError<E>),
 }
 
@@ -357,7 +403,8 @@ impl<T, E, W> Board<T, E, W> {
             core: Core::new(config)?,
             clock,
             next_id: 0,
-            slots: BTreeMap::new(),
+            rounds: VecDeque::new(),
+            single: BTreeMap::new(),
             published: None,
             phase: Phase::Idle,
             last_failure: "",
@@ -373,7 +420,7 @@ impl<T, E, W> Board<T, E, W> {
         let id = self.next_id();
         let refreshing = self.core.phase() == Phase::Refreshing;
         let next = self.core.handle_acquire(now, id);
-        self.asked(id, next, refreshing)
+        self.asked(id, 1, next, refreshing)
     }
 
     /// The server rejected `lease`.
@@ -390,7 +437,7 @@ impl<T, E, W> Board<T, E, W> {
                 "stale rejection answered with the current token, without a refresh"
             );
         }
-        self.asked(id, next, refreshing)
+        self.asked(id, lease.send().saturating_add(1), next, refreshing)
     }
 
     /// The refresher answered `attempt`: reports it to the core.
@@ -440,7 +487,13 @@ impl<T, E, W> Board<T, E, W> {
         RequestId(self.next_id)
     }
 
-    fn asked(&mut self, id: RequestId, next: Next<T, Fault<E>>, refreshing: bool) -> Asked<T, E> {
+    fn asked(
+        &mut self,
+        id: RequestId,
+        send: u32,
+        next: Next<T, Fault<E>>,
+        refreshing: bool,
+    ) -> Asked<T, E> {
         if refreshing && matches!(next, Next::Wait) {
             trace!(
                 request = id.0,
@@ -451,25 +504,177 @@ impl<T, E, W> Board<T, E, W> {
         match next {
             Next::Send(lease) => Asked::Send(Ticket::core(lease)),
             Next::Fail(error) => Asked::Fail(error),
-            Next::Wait => {
-                self.slots.insert(
-                    id,
-                    Slot {
-                        waker: None,
-                        outcome: None,
-                    },
-                );
-                Asked::Wait(id)
-            }
+            Next::Wait => Asked::Wait(self.park(id, send)),
         }
+    }
+
+    /// How many waiters the open round has.
+    fn waiting(&self) -> usize {
+        self.rounds
+            .back()
+            .filter(|r| r.outcome.is_none())
+            .map_or(0, |r| r.members)
+    }
+
+    /// Seats a new waiter in the open round, or opens one.
+    fn park(&mut self, id: RequestId, send: u32) -> Place {
+        let open = self.rounds.back_mut().filter(|r| r.outcome.is_none());
+        let round = match open {
+            Some(round) => round,
+            None => {
+                self.rounds.push_back(Round {
+                    first: id.0,
+                    last: id.0,
+                    wakers: Vec::new(),
+                    members: 0,
+                    scan: 0,
+                    outcome: None,
+                });
+                self.rounds.back_mut().expect("just pushed")
+            }
+        };
+        let pos = u32::try_from(round.wakers.len()).expect("fewer than 2^32 waiters in a round");
+        round.wakers.push(None);
+        round.members += 1;
+        round.last = id.0;
+        Place {
+            id,
+            seat: Seat {
+                round: round.first,
+                pos,
+            },
+            send,
+        }
+    }
+
+    fn round_index(&self, seat: Seat) -> usize {
+        let found = self.rounds.binary_search_by_key(&seat.round, |r| r.first);
+        found.expect("a waiter's round lives until the waiter leaves")
+    }
+
+    /// `place` leaves its round (outcome read, or cancelled); the round
+    /// goes with its last member.
+    fn leave(&mut self, index: usize) {
+        let round = &mut self.rounds[index];
+        round.members -= 1;
+        if round.members == 0 {
+            self.rounds.remove(index);
+        }
+    }
+
+    /// The waiter at `place` takes its outcome, if it has arrived; it has
+    /// then left.
+    pub(crate) fn take_outcome(
+        &mut self,
+        place: Place,
+    ) -> Option<Result<Ticket<T>, HandleError<E>>> {
+        let index = self.round_index(place.seat);
+        let outcome = match &self.rounds[index].outcome {
+            Some(Delivered::Token(token, generation)) => Ok(Ticket::core(Lease::new(
+                Arc::clone(token),
+                *generation,
+                place.send,
+            ))),
+            Some(Delivered::Error(error)) => Err(error.clone()),
+            None if self.single.is_empty() => return None,
+            None => self.single.remove(&place.id)?,
+        };
+        self.leave(index);
+        Some(outcome)
+    }
+
+    /// The waker slot of the waiter at `place`, still waiting, to set.
+    pub(crate) fn waker_mut(&mut self, place: Place) -> &mut Option<W> {
+        let index = self.round_index(place.seat);
+        let round = &mut self.rounds[index];
+        let pos = place.seat.pos as usize;
+        round.scan = round.scan.min(pos);
+        &mut round.wakers[pos]
+    }
+
+    /// A waiting waiter's seat and waker, if any has one: the first of the
+    /// open round. Amortised O(1): the positions skipped hold no waker, and
+    /// a waiter that sets one below the mark moves it back.
+    pub(crate) fn first_waker(&mut self) -> Option<(Seat, &W)> {
+        let round = self.rounds.back_mut().filter(|r| r.outcome.is_none())?;
+        while round.wakers.get(round.scan).is_some_and(Option::is_none) {
+            round.scan += 1;
+        }
+        let pos = round.scan;
+        let waker = round.wakers.get(pos)?.as_ref()?;
+        let seat = Seat {
+            round: round.first,
+            pos: u32::try_from(pos).expect("fewer than 2^32 waiters in a round"),
+        };
+        Some((seat, waker))
     }
 
     /// Removes a waiter that gives up before its outcome arrived (or after,
     /// unread). Returns whether it was still waiting in the core.
-    pub(crate) fn cancel(&mut self, now: Timestamp, id: RequestId) -> bool {
-        match self.slots.remove(&id) {
-            Some(Slot { outcome: None, .. }) => self.core.handle_cancel(now, id),
-            _ => false,
+    pub(crate) fn cancel(&mut self, now: Timestamp, place: Place) -> bool {
+        let index = self.round_index(place.seat);
+        let round = &mut self.rounds[index];
+        let waiting = round.outcome.is_none()
+            && (self.single.is_empty() || self.single.remove(&place.id).is_none());
+        if waiting {
+            round.wakers[place.seat.pos as usize] = None;
+        }
+        self.leave(index);
+        waiting && self.core.handle_cancel(now, place.id)
+    }
+
+    /// Delivers one step's answers. The common case, which the core's
+    /// rounds make the only one: the answers are for every waiter of the
+    /// open round, all the same token or all the same error; the round gets
+    /// that outcome once, and its wakers are taken. Anything else is
+    /// delivered waiter by waiter.
+    fn deliver(
+        &mut self,
+        answers: Vec<(RequestId, Result<Lease<T>, HandleError<E>>)>,
+        settled: &mut Settled<W>,
+    ) {
+        let Some((_, first)) = answers.first() else {
+            return;
+        };
+        let open = self.rounds.back_mut().filter(|r| r.outcome.is_none());
+        let whole = open.filter(|round| {
+            self.single.is_empty()
+                && answers.len() == round.members
+                && answers.iter().all(|(id, answer)| {
+                    (round.first..=round.last).contains(&id.0)
+                        && match (answer, first) {
+                            (Ok(lease), Ok(one)) => {
+                                lease.generation() == one.generation()
+                                    && Arc::ptr_eq(lease.shared_token(), one.shared_token())
+                            }
+                            (Err(_), Err(_)) => true,
+                            _ => false,
+                        }
+                })
+        });
+        debug_assert!(
+            whole.is_some(),
+            "the core answered part of a round, or more"
+        );
+        if let Some(round) = whole {
+            round.outcome = Some(match first {
+                Ok(lease) => Delivered::Token(Arc::clone(lease.shared_token()), lease.generation()),
+                // The core fails a round with clones of one error.
+                Err(error) => Delivered::Error(error.clone()),
+            });
+            round.scan = 0;
+            settled.woken.push(std::mem::take(&mut round.wakers));
+            return;
+        }
+        for (id, answer) in answers {
+            self.single.insert(id, answer.map(Ticket::core));
+        }
+        // Which waiters these are is not known by position: wake the open
+        // round; those still waiting poll again and go back to sleep.
+        if let Some(round) = self.rounds.back_mut().filter(|r| r.outcome.is_none()) {
+            round.scan = 0;
+            let wakers = round.wakers.iter_mut().map(Option::take).collect();
+            settled.woken.push(wakers);
         }
     }
 
@@ -495,8 +700,9 @@ impl<T, E, W> Board<T, E, W> {
         }
         let mut settled = Settled { woken: Vec::new() };
         let (mut failed, mut first_error) = (0_usize, None);
+        let mut answers = Vec::new();
         while let Some(action) = self.core.poll_action() {
-            let (id, outcome) = match action {
+            match action {
                 // The front-ends run the attempt that `Core::in_flight`
                 // names, which is this one until it ends.
                 Action::StartRefresh { attempt } => {
@@ -505,23 +711,20 @@ impl<T, E, W> Board<T, E, W> {
                         replacing = self.core.generation().0,
                         "refresh attempt starts"
                     );
-                    continue;
                 }
-                Action::Resume { id, lease } => (id, Ok(Ticket::core(lease))),
+                Action::Resume { id, lease } => answers.push((id, Ok(lease))),
                 Action::Fail { id, error } => {
                     failed += 1;
                     first_error.get_or_insert_with(|| error.clone());
-                    (id, Err(error))
+                    answers.push((id, Err(error)));
                 }
-            };
-            // Every waiter has a mailbox until it reads its outcome or
-            // cancels, and the core forgets a cancelled waiter at once.
-            debug_assert!(self.slots.contains_key(&id), "{id} has no mailbox");
-            if let Some(slot) = self.slots.get_mut(&id) {
-                slot.outcome = Some(outcome);
-                settled.woken.extend(slot.waker.take());
             }
         }
+        self.deliver(answers, &mut settled);
+        debug_assert!(
+            !self.single.is_empty() || self.core.waiters() == self.waiting(),
+            "the core's waiters are the open round's"
+        );
         let phase = self.core.phase();
         let refused = std::mem::take(&mut self.refused);
         if phase == Phase::Failed && self.phase != Phase::Failed {

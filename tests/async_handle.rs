@@ -746,3 +746,81 @@ fn a_late_answer_after_the_round_gave_up_reaches_the_next_request() {
     );
     assert_eq!(script.calls(), 1);
 }
+
+/// A waker that counts its wakes.
+struct Counted(std::sync::atomic::AtomicUsize);
+
+impl std::task::Wake for Counted {
+    fn wake(self: Arc<Self>) {
+        self.0.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+#[test]
+fn a_waiter_dropped_from_a_round_is_never_woken_and_the_others_are() {
+    use std::future::Future;
+    use std::task::{Context, Poll, Waker};
+
+    let server = Server::new();
+    let handle = handle(&server);
+    server.close_gate();
+    let counts: Vec<Arc<Counted>> = (0..3)
+        .map(|_| Arc::new(Counted(std::sync::atomic::AtomicUsize::new(0))))
+        .collect();
+    let wakers: Vec<Waker> = counts.iter().map(|c| Waker::from(Arc::clone(c))).collect();
+    let mut futures: Vec<_> = (0..3).map(|_| Box::pin(handle.ticket())).collect();
+    for (future, waker) in futures.iter_mut().zip(&wakers) {
+        let mut cx = Context::from_waker(waker);
+        assert!(future.as_mut().poll(&mut cx).is_pending());
+    }
+    assert_eq!(handle.waiters(), 3);
+    // The middle one goes: it leaves the round at once, and the handle
+    // keeps no clone of its waker.
+    let mut third = futures.pop().unwrap();
+    drop(futures.pop().unwrap());
+    let mut first = futures.pop().unwrap();
+    drop(wakers);
+    assert_eq!(handle.waiters(), 2);
+    assert_eq!(Arc::strong_count(&counts[1]), 1, "its waker was let go");
+    // The gate opens: the appointed waiter (the last polled) is woken to
+    // drive the refresh, which answers the whole round.
+    server.open_gate();
+    assert!(counts[2].0.load(Ordering::SeqCst) >= 1);
+    let waker = Waker::from(Arc::clone(&counts[2]));
+    let polled = third.as_mut().poll(&mut Context::from_waker(&waker));
+    drop(waker);
+    let Poll::Ready(ticket) = polled else {
+        panic!("the driver gets its token in the poll that ends the refresh");
+    };
+    let ticket = ticket.unwrap();
+    assert_eq!(
+        (*ticket.token(), ticket.generation(), ticket.send()),
+        (1, Generation(1), 1)
+    );
+    assert_eq!(
+        counts[0].0.load(Ordering::SeqCst),
+        1,
+        "the other waiter is woken once"
+    );
+    assert_eq!(
+        counts[1].0.load(Ordering::SeqCst),
+        0,
+        "the dropped one never"
+    );
+    assert_eq!(handle.waiters(), 0);
+    let waker = Waker::from(Arc::clone(&counts[0]));
+    let polled = first.as_mut().poll(&mut Context::from_waker(&waker));
+    drop(waker);
+    let Poll::Ready(ticket) = polled else {
+        panic!("a woken waiter finds its outcome");
+    };
+    let ticket = ticket.unwrap();
+    assert_eq!(
+        (*ticket.token(), ticket.generation(), ticket.send()),
+        (1, Generation(1), 1)
+    );
+    assert_eq!(server.refreshes.load(Ordering::SeqCst), 1);
+    drop((first, third));
+    assert_eq!(Arc::strong_count(&counts[0]), 1);
+    assert_eq!(Arc::strong_count(&counts[2]), 1);
+}

@@ -40,7 +40,9 @@ use std::task::{Context, Poll, Waker};
 pub use sleep::TokioSleep;
 pub use sleep::{Sleep, SleepFuture, ThreadSleep};
 
-use crate::front::{self, Asked, Board, Driving, Fault, HandleError, Published, Reply, Ticket};
+use crate::front::{
+    self, Asked, Board, Driving, Fault, HandleError, Place, Published, Reply, Ticket,
+};
 use crate::sync::{Mutex, SnapshotCell};
 use crate::{
     BuildError, Clock, Config, Fresh, Generation, RefreshError, RefreshId, Stats, Timestamp,
@@ -388,6 +390,8 @@ impl<K: Copy + PartialEq, F> Job<K, F> {
 /// (a future's drop may run user code that calls back into the handle).
 struct Aftermath<T, E> {
     wake: Vec<Waker>,
+    /// The wakers of rounds answered, as the board took them.
+    wake_rounds: Vec<Vec<Option<Waker>>>,
     drop_refresh: Vec<RefreshFuture<T, E>>,
     drop_sleep: Vec<SleepFuture>,
     /// The broken variant's snapshot, stored too late (see
@@ -400,6 +404,7 @@ impl<T, E> Aftermath<T, E> {
     fn new() -> Self {
         Aftermath {
             wake: Vec::new(),
+            wake_rounds: Vec::new(),
             drop_refresh: Vec::new(),
             drop_sleep: Vec::new(),
             #[cfg(tokenflight_loom)]
@@ -413,6 +418,9 @@ impl<T, E> Aftermath<T, E> {
             _cell.store(snapshot);
         }
         self.wake.into_iter().for_each(Waker::wake);
+        for round in self.wake_rounds {
+            round.into_iter().flatten().for_each(Waker::wake);
+        }
         drop(self.drop_refresh);
         drop(self.drop_sleep);
     }
@@ -450,7 +458,7 @@ where
     /// follow the core's next deadline.
     fn settle(&self, state: &mut State<T, E>, now: Timestamp, after: &mut Aftermath<T, E>) {
         let settled = state.board.settle(now, &self.snapshot);
-        after.wake.extend(settled.woken);
+        after.wake_rounds.extend(settled.woken);
         #[cfg(tokenflight_loom)]
         if let Some(late) = &mut state.board.late_publish {
             after.late_publish = late.take();
@@ -493,7 +501,7 @@ where
     /// snapshot read.
     #[cold]
     #[inline(never)]
-    fn acquire(&self) -> Result<Result<Ticket<T>, crate::RequestId>, HandleError<E>> {
+    fn acquire(&self) -> Result<Result<Ticket<T>, Place>, HandleError<E>> {
         self.ask(|board, now| board.acquire(now))
     }
 
@@ -502,7 +510,7 @@ where
     fn ask(
         &self,
         f: impl FnOnce(&mut Board<T, E, Waker>, Timestamp) -> Asked<T, E>,
-    ) -> Result<Result<Ticket<T>, crate::RequestId>, HandleError<E>> {
+    ) -> Result<Result<Ticket<T>, Place>, HandleError<E>> {
         let mut after = Aftermath::new();
         let asked = {
             let mut state = self.state.lock();
@@ -530,9 +538,9 @@ where
             }
             let now = self.clock.now();
             let mut asked = f(&mut state.board, now);
-            if let Asked::Wait(id) = asked {
+            if let Asked::Wait(place) = asked {
                 if Driving::is_active(self.key()) {
-                    state.board.cancel(now, id);
+                    state.board.cancel(now, place);
                     asked = Asked::Fail(front::reentrant());
                 }
             }
@@ -542,7 +550,7 @@ where
         after.run(&self.snapshot);
         match asked {
             Asked::Send(ticket) => Ok(Ok(ticket)),
-            Asked::Wait(id) => Ok(Err(id)),
+            Asked::Wait(place) => Ok(Err(place)),
             Asked::Fail(error) => Err(error),
         }
     }
@@ -745,7 +753,7 @@ where
         }
         match self.shared.acquire()? {
             Ok(ticket) => Ok(ticket),
-            Err(id) => Waiting::new(&self.shared, id).await,
+            Err(place) => Waiting::new(&self.shared, place).await,
         }
     }
 
@@ -802,7 +810,7 @@ where
         drop(ticket);
         match asked? {
             Ok(ticket) => Ok(ticket),
-            Err(id) => Waiting::new(&self.shared, id).await,
+            Err(place) => Waiting::new(&self.shared, place).await,
         }
     }
 

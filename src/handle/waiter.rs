@@ -1,16 +1,14 @@
 //! A waiting request's future, and the [`Beacon`] that keeps the refresh
 //! driven by whoever is still waiting.
 
-use std::collections::BTreeMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, Wake, Waker};
 
 use super::{Aftermath, Shared};
-use crate::front::{HandleError, Slot, Ticket};
+use crate::front::{Board, HandleError, Place, Seat, Ticket};
 use crate::sync::Mutex;
-use crate::RequestId;
 
 /// The waker of the refresh and timer futures.
 ///
@@ -28,7 +26,7 @@ struct Signal {
     /// The refresh or timer future was woken, or new work is due, and no
     /// waiter has taken the work out since.
     raised: bool,
-    appointed: Option<(RequestId, Waker)>,
+    appointed: Option<(Seat, Waker)>,
 }
 
 impl Beacon {
@@ -57,9 +55,9 @@ impl Beacon {
         Some(waker.clone())
     }
 
-    /// Appoints waiter `id` and returns whether the flag is up; lowers it
-    /// if `take` (the caller is taking the work out).
-    fn appoint(&self, id: RequestId, waker: &Waker, take: bool) -> bool {
+    /// Appoints the waiter at `id` and returns whether the flag is up;
+    /// lowers it if `take` (the caller is taking the work out).
+    fn appoint(&self, id: Seat, waker: &Waker, take: bool) -> bool {
         let mut signal = self.0.lock();
         if !matches!(&signal.appointed, Some((a, w)) if *a == id && w.will_wake(waker)) {
             signal.appointed = Some((id, waker.clone()));
@@ -73,18 +71,14 @@ impl Beacon {
 
     /// `id` leaves: if it was appointed, appoints another waiter and returns
     /// its waker, to wake it (it may have work to pick up).
-    fn resign<T, E>(
-        &self,
-        id: RequestId,
-        slots: &BTreeMap<RequestId, Slot<T, E, Waker>>,
-    ) -> Option<Waker> {
+    fn resign<T, E>(&self, id: Seat, board: &mut Board<T, E, Waker>) -> Option<Waker> {
         let mut signal = self.0.lock();
         if !matches!(&signal.appointed, Some((a, _)) if *a == id) {
             return None;
         }
-        signal.appointed = slots
-            .iter()
-            .find_map(|(id, slot)| slot.waker.as_ref().map(|w| (*id, w.clone())));
+        signal.appointed = board
+            .first_waker()
+            .map(|(seat, waker)| (seat, waker.clone()));
         signal.appointed.as_ref().map(|(_, w)| w.clone())
     }
 }
@@ -109,7 +103,7 @@ where
     E: Send + Sync + 'static,
 {
     shared: &'a Shared<T, E>,
-    id: RequestId,
+    place: Place,
     /// The outcome was read; nothing to clean up.
     done: bool,
 }
@@ -119,10 +113,10 @@ where
     T: Send + Sync + 'static,
     E: Send + Sync + 'static,
 {
-    pub(super) fn new(shared: &'a Shared<T, E>, id: RequestId) -> Self {
+    pub(super) fn new(shared: &'a Shared<T, E>, place: Place) -> Self {
         Waiting {
             shared,
-            id,
+            place,
             done: false,
         }
     }
@@ -143,27 +137,24 @@ where
             let mut after = Aftermath::new();
             let work = {
                 let mut state = shared.state.lock();
-                let Some(slot) = state.board.slots.get_mut(&this.id) else {
-                    unreachable!("a waiter's mailbox lives until the waiter leaves");
-                };
-                if let Some(outcome) = slot.outcome.take() {
-                    state.board.slots.remove(&this.id);
+                if let Some(outcome) = state.board.take_outcome(this.place) {
                     this.done = true;
                     after
                         .wake
-                        .extend(shared.beacon.resign(this.id, &state.board.slots));
+                        .extend(shared.beacon.resign(this.place.seat, &mut state.board));
                     drop(state);
                     after.run(&shared.snapshot);
                     return Poll::Ready(outcome);
                 }
-                if !slot.waker.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
-                    slot.waker = Some(cx.waker().clone());
+                let slot = state.board.waker_mut(this.place);
+                if !slot.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+                    *slot = Some(cx.waker().clone());
                 }
                 let parked = state.has_parked();
                 // Take the work only once per poll; the flag is lowered only
                 // by the waiter that takes it out.
                 let take = parked && !worked;
-                let raised = shared.beacon.appoint(this.id, cx.waker(), take);
+                let raised = shared.beacon.appoint(this.place.seat, cx.waker(), take);
                 if !parked || !raised {
                     return Poll::Pending;
                 }
@@ -206,11 +197,11 @@ where
         {
             let mut state = shared.state.lock();
             let now = shared.clock.now();
-            state.board.cancel(now, self.id);
+            state.board.cancel(now, self.place);
             shared.settle(&mut state, now, &mut after);
             after
                 .wake
-                .extend(shared.beacon.resign(self.id, &state.board.slots));
+                .extend(shared.beacon.resign(self.place.seat, &mut state.board));
         }
         after.run(&shared.snapshot);
     }
