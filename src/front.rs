@@ -315,6 +315,9 @@ struct Round<T, E, W> {
     outcome: Option<Delivered<T, E>>,
 }
 
+/// The core's answer to one waiter, as one step's answers are gathered.
+type Answer<T, E> = (RequestId, Result<Lease<T>, HandleError<E>>);
+
 /// What changed in one step, to act on after unlocking.
 pub(crate) struct Settled<W> {
     /// Waiters whose outcome arrived, one list per round answered.
@@ -628,11 +631,7 @@ impl<T, E, W> Board<T, E, W> {
     /// open round, all the same token or all the same error; the round gets
     /// that outcome once, and its wakers are taken. Anything else is
     /// delivered waiter by waiter.
-    fn deliver(
-        &mut self,
-        answers: Vec<(RequestId, Result<Lease<T>, HandleError<E>>)>,
-        settled: &mut Settled<W>,
-    ) {
+    fn deliver(&mut self, answers: Vec<Answer<T, E>>, settled: &mut Settled<W>) {
         let Some((_, first)) = answers.first() else {
             return;
         };
