@@ -269,21 +269,23 @@ pub enum BuildError {
 }
 
 /// Where a parked waiter sits: its round (named by the round's first
-/// request id) and its position in the round's waker list. The waiting
-/// future keeps it, so that reaching its entry needs no lookup by id.
+/// request id) and its position in the round's waker list; what the async
+/// handle appoints a driver by.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Seat {
     round: u64,
     pos: u32,
 }
 
-/// What a request that waits keeps: the core's name for it, its seat, and
-/// the send its lease will be for (the core resumes it with
+/// What a request that waits keeps (16 bytes): the core's name for it,
+/// which also tells its round (rounds hold disjoint ranges of ids), its
+/// position in the round, so that reaching its entry needs no lookup by id,
+/// and the send its lease will be for (the core resumes it with
 /// `sends + 1`, the same number the board computes when it parks).
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Place {
     pub(crate) id: RequestId,
-    pub(crate) seat: Seat,
+    pos: u32,
     send: u32,
 }
 
@@ -540,19 +542,22 @@ impl<T, E, W> Board<T, E, W> {
         round.wakers.push(None);
         round.members += 1;
         round.last = id.0;
-        Place {
-            id,
-            seat: Seat {
-                round: round.first,
-                pos,
-            },
-            send,
-        }
+        Place { id, pos, send }
     }
 
-    fn round_index(&self, seat: Seat) -> usize {
-        let found = self.rounds.binary_search_by_key(&seat.round, |r| r.first);
-        found.expect("a waiter's round lives until the waiter leaves")
+    /// The index of `place`'s round: the last that starts at or before it.
+    fn round_index(&self, place: Place) -> usize {
+        let index = self.rounds.partition_point(|r| r.first <= place.id.0);
+        debug_assert!(index > 0, "a waiter's round lives until the waiter leaves");
+        index - 1
+    }
+
+    /// The seat of the waiter at `place`.
+    pub(crate) fn seat(&self, place: Place) -> Seat {
+        Seat {
+            round: self.rounds[self.round_index(place)].first,
+            pos: place.pos,
+        }
     }
 
     /// `place` leaves its round (outcome read, or cancelled); the round
@@ -571,7 +576,7 @@ impl<T, E, W> Board<T, E, W> {
         &mut self,
         place: Place,
     ) -> Option<Result<Ticket<T>, HandleError<E>>> {
-        let index = self.round_index(place.seat);
+        let index = self.round_index(place);
         let outcome = match &self.rounds[index].outcome {
             Some(Delivered::Token(token, generation)) => Ok(Ticket::core(Lease::new(
                 Arc::clone(token),
@@ -588,9 +593,9 @@ impl<T, E, W> Board<T, E, W> {
 
     /// The waker slot of the waiter at `place`, still waiting, to set.
     pub(crate) fn waker_mut(&mut self, place: Place) -> &mut Option<W> {
-        let index = self.round_index(place.seat);
+        let index = self.round_index(place);
         let round = &mut self.rounds[index];
-        let pos = place.seat.pos as usize;
+        let pos = place.pos as usize;
         round.scan = round.scan.min(pos);
         &mut round.wakers[pos]
     }
@@ -615,12 +620,12 @@ impl<T, E, W> Board<T, E, W> {
     /// Removes a waiter that gives up before its outcome arrived (or after,
     /// unread). Returns whether it was still waiting in the core.
     pub(crate) fn cancel(&mut self, now: Timestamp, place: Place) -> bool {
-        let index = self.round_index(place.seat);
+        let index = self.round_index(place);
         let round = &mut self.rounds[index];
         let waiting = round.outcome.is_none()
             && (self.single.is_empty() || self.single.remove(&place.id).is_none());
         if waiting {
-            round.wakers[place.seat.pos as usize] = None;
+            round.wakers[place.pos as usize] = None;
         }
         self.leave(index);
         waiting && self.core.handle_cancel(now, place.id)

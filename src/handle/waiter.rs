@@ -137,11 +137,12 @@ where
             let mut after = Aftermath::new();
             let work = {
                 let mut state = shared.state.lock();
+                let seat = state.board.seat(this.place);
                 if let Some(outcome) = state.board.take_outcome(this.place) {
                     this.done = true;
                     after
                         .wake
-                        .extend(shared.beacon.resign(this.place.seat, &mut state.board));
+                        .extend(shared.beacon.resign(seat, &mut state.board));
                     drop(state);
                     after.run(&shared.snapshot);
                     return Poll::Ready(outcome);
@@ -154,7 +155,7 @@ where
                 // Take the work only once per poll; the flag is lowered only
                 // by the waiter that takes it out.
                 let take = parked && !worked;
-                let raised = shared.beacon.appoint(this.place.seat, cx.waker(), take);
+                let raised = shared.beacon.appoint(seat, cx.waker(), take);
                 if !parked || !raised {
                     return Poll::Pending;
                 }
@@ -197,11 +198,12 @@ where
         {
             let mut state = shared.state.lock();
             let now = shared.clock.now();
+            let seat = state.board.seat(self.place);
             state.board.cancel(now, self.place);
             shared.settle(&mut state, now, &mut after);
             after
                 .wake
-                .extend(shared.beacon.resign(self.place.seat, &mut state.board));
+                .extend(shared.beacon.resign(seat, &mut state.board));
         }
         after.run(&shared.snapshot);
     }
