@@ -308,7 +308,7 @@ struct Round<T, E, W> {
     /// Each waiter's waker, by position; `None` before its first poll,
     /// after it left, and once the round is answered (the wakers are
     /// taken, to wake).
-    wakers: Wakers<W>,
+    wakers: Vec<Option<W>>,
     /// Waiters that have not left yet (read their outcome, or cancelled).
     /// The round goes when this drops to zero.
     members: usize,
@@ -317,63 +317,13 @@ struct Round<T, E, W> {
     outcome: Option<Delivered<T, E>>,
 }
 
-/// A round's wakers by position, in chunks of [`CHUNK`] (the first grows
-/// to it as a `Vec` does): a large round neither leaves up to half of a
-/// doubled vector unused nor copies it as it grows.
-pub(crate) struct Wakers<W> {
-    /// Every chunk but the last holds exactly `CHUNK`.
-    chunks: Vec<Vec<Option<W>>>,
-    len: usize,
-}
-
-const CHUNK: usize = 256;
-
-impl<W> Wakers<W> {
-    fn new() -> Self {
-        Wakers {
-            chunks: Vec::new(),
-            len: 0,
-        }
-    }
-
-    /// Adds a position, with no waker yet.
-    fn push_empty(&mut self) {
-        match self.chunks.last_mut() {
-            Some(last) if last.len() < CHUNK => last.push(None),
-            _ => {
-                let mut chunk = if self.chunks.is_empty() {
-                    Vec::new()
-                } else {
-                    Vec::with_capacity(CHUNK)
-                };
-                chunk.push(None);
-                self.chunks.push(chunk);
-            }
-        }
-        self.len += 1;
-    }
-
-    fn get(&self, pos: usize) -> Option<&Option<W>> {
-        self.chunks.get(pos / CHUNK)?.get(pos % CHUNK)
-    }
-
-    fn get_mut(&mut self, pos: usize) -> &mut Option<W> {
-        &mut self.chunks[pos / CHUNK][pos % CHUNK]
-    }
-
-    /// The wakers, to wake.
-    pub(crate) fn into_wakers(self) -> impl Iterator<Item = W> {
-        self.chunks.into_iter().flatten().flatten()
-    }
-}
-
 /// The core's answer to one waiter, as one step's answers are gathered.
 type Answer<T, E> = (RequestId, Result<Lease<T>, HandleError<E>>);
 
 /// What changed in one step, to act on after unlocking.
 pub(crate) struct Settled<W> {
     /// Waiters whose outcome arrived, one list per round answered.
-    pub(crate) woken: Vec<Wakers<W>>,
+    pub(crate) woken: Vec<Vec<Option<W>>>,
 }
 
 /// The state a handle keeps under its one lock.
@@ -580,7 +530,7 @@ impl<T, E, W> Board<T, E, W> {
                 self.rounds.push_back(Round {
                     first: id.0,
                     last: id.0,
-                    wakers: Wakers::new(),
+                    wakers: Vec::new(),
                     members: 0,
                     scan: 0,
                     outcome: None,
@@ -588,8 +538,8 @@ impl<T, E, W> Board<T, E, W> {
                 self.rounds.back_mut().expect("just pushed")
             }
         };
-        let pos = u32::try_from(round.wakers.len).expect("fewer than 2^32 waiters in a round");
-        round.wakers.push_empty();
+        let pos = u32::try_from(round.wakers.len()).expect("fewer than 2^32 waiters in a round");
+        round.wakers.push(None);
         round.members += 1;
         round.last = id.0;
         Place { id, pos, send }
@@ -647,7 +597,7 @@ impl<T, E, W> Board<T, E, W> {
         let round = &mut self.rounds[index];
         let pos = place.pos as usize;
         round.scan = round.scan.min(pos);
-        round.wakers.get_mut(pos)
+        &mut round.wakers[pos]
     }
 
     /// A waiting waiter's seat and waker, if any has one: the first of the
@@ -675,7 +625,7 @@ impl<T, E, W> Board<T, E, W> {
         let waiting = round.outcome.is_none()
             && (self.single.is_empty() || self.single.remove(&place.id).is_none());
         if waiting {
-            *round.wakers.get_mut(place.pos as usize) = None;
+            round.wakers[place.pos as usize] = None;
         }
         self.leave(index);
         waiting && self.core.handle_cancel(now, place.id)
@@ -717,9 +667,7 @@ impl<T, E, W> Board<T, E, W> {
                 Err(error) => Delivered::Error(error.clone()),
             });
             round.scan = 0;
-            settled
-                .woken
-                .push(std::mem::replace(&mut round.wakers, Wakers::new()));
+            settled.woken.push(std::mem::take(&mut round.wakers));
             return;
         }
         for (id, answer) in answers {
@@ -729,12 +677,8 @@ impl<T, E, W> Board<T, E, W> {
         // round; those still waiting poll again and go back to sleep.
         if let Some(round) = self.rounds.back_mut().filter(|r| r.outcome.is_none()) {
             round.scan = 0;
-            let wakers = round.wakers.chunks.iter_mut().flatten().map(Option::take);
-            let taken = vec![wakers.collect()];
-            settled.woken.push(Wakers {
-                chunks: taken,
-                len: 0,
-            });
+            let wakers = round.wakers.iter_mut().map(Option::take).collect();
+            settled.woken.push(wakers);
         }
     }
 

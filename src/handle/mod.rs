@@ -391,7 +391,7 @@ impl<K: Copy + PartialEq, F> Job<K, F> {
 struct Aftermath<T, E> {
     wake: Vec<Waker>,
     /// The wakers of rounds answered, as the board took them.
-    wake_rounds: Vec<front::Wakers<Waker>>,
+    wake_rounds: Vec<Vec<Option<Waker>>>,
     drop_refresh: Vec<RefreshFuture<T, E>>,
     drop_sleep: Vec<SleepFuture>,
     /// The broken variant's snapshot, stored too late (see
@@ -419,7 +419,7 @@ impl<T, E> Aftermath<T, E> {
         }
         self.wake.into_iter().for_each(Waker::wake);
         for round in self.wake_rounds {
-            round.into_wakers().for_each(Waker::wake);
+            round.into_iter().flatten().for_each(Waker::wake);
         }
         drop(self.drop_refresh);
         drop(self.drop_sleep);
