@@ -60,6 +60,15 @@ fn error_of(next: Next<&'static str, &'static str>) -> Error<&'static str> {
     }
 }
 
+/// A core with requests 1 and 2 waiting for the refresh they started.
+fn two_waiters() -> TestCore {
+    let mut c = core();
+    for id in [1, 2] {
+        assert_eq!(c.handle_acquire(ms(0), RequestId(id)), Next::Wait);
+    }
+    c
+}
+
 /// A core holding generation 1 ("t1"), idle, with no expiry.
 fn with_token() -> TestCore {
     let mut c = core();
@@ -110,9 +119,7 @@ fn first_request_waits_and_starts_the_only_refresh() {
 
 #[test]
 fn success_resumes_every_waiter_with_the_new_generation() {
-    let mut c = core();
-    let _ = c.handle_acquire(ms(0), RequestId(1));
-    let _ = c.handle_acquire(ms(0), RequestId(2));
+    let mut c = two_waiters();
     let attempt = started(&mut c);
     c.handle_refreshed(ms(5), attempt, Ok(Fresh::new("t1")));
     assert_eq!(resumed(&actions(&mut c)), [(1, 1, 1), (2, 1, 1)]);
@@ -239,9 +246,7 @@ fn fail_round(
 
 #[test]
 fn giving_up_fails_every_waiter_in_the_same_step_then_fails_fast_until_the_cool_down() {
-    let mut c = core();
-    let _ = c.handle_acquire(ms(0), RequestId(1));
-    let _ = c.handle_acquire(ms(0), RequestId(2));
+    let mut c = two_waiters();
     let (now, out) = fail_round(&mut c, ms(0));
     let failed: Vec<u64> = out
         .iter()
@@ -517,9 +522,7 @@ fn past_max_waiters_requests_are_overloaded_at_once() {
 
 #[test]
 fn a_cancelled_waiter_is_removed_and_never_resumed() {
-    let mut c = core();
-    let _ = c.handle_acquire(ms(0), RequestId(1));
-    let _ = c.handle_acquire(ms(0), RequestId(2));
+    let mut c = two_waiters();
     let attempt = started(&mut c);
     assert!(c.handle_cancel(ms(1), RequestId(1)));
     assert!(
@@ -641,9 +644,7 @@ fn debug_shows_the_state_but_never_the_token() {
 
 #[test]
 fn stats_count_what_happened_and_do_not_tell_states_apart() {
-    let mut c = core();
-    let _ = c.handle_acquire(ms(0), RequestId(1));
-    let _ = c.handle_acquire(ms(0), RequestId(2));
+    let mut c = two_waiters();
     let first = started(&mut c);
     c.handle_timeout(ms(1_000));
     let retry = c.poll_timeout().unwrap();
