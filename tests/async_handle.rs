@@ -581,11 +581,32 @@ fn scripted(
         .unwrap()
 }
 
-async fn ticket(
-    handle: Handle<u64, &'static str>,
-) -> Result<(u64, Generation), HandleError<&'static str>> {
+/// A token and its generation, or why there is none.
+type Leased = Result<(u64, Generation), HandleError<&'static str>>;
+
+async fn ticket(handle: Handle<u64, &'static str>) -> Leased {
     let ticket = handle.ticket().await?;
     Ok((*ticket.token(), ticket.generation()))
+}
+
+/// One waiter whose first attempt timed out and whose back-off has ended:
+/// the second attempt is out, the first one's future is kept for its late
+/// answer.
+fn past_timeout_and_back_off(
+    time: &ManualTime,
+    handle: &Handle<u64, &'static str>,
+) -> (LocalPool, RemoteHandle<Leased>) {
+    let mut pool = LocalPool::new();
+    let waiter = pool
+        .spawner()
+        .spawn_local_with_handle(ticket(handle.clone()))
+        .unwrap();
+    pool.run_until_stalled();
+    time.advance(TIMEOUT);
+    pool.run_until_stalled();
+    time.advance(BACKOFF);
+    pool.run_until_stalled();
+    (pool, waiter)
 }
 
 #[test]
@@ -667,16 +688,7 @@ fn a_late_answer_after_a_newer_generation_is_ignored_local_pool() {
     let time = ManualTime::default();
     let (script, mut answers) = Script::new(2);
     let handle = scripted(&time, &script, 3);
-    let mut pool = LocalPool::new();
-    let waiter = pool
-        .spawner()
-        .spawn_local_with_handle(ticket(handle.clone()))
-        .unwrap();
-    pool.run_until_stalled();
-    time.advance(TIMEOUT);
-    pool.run_until_stalled();
-    time.advance(BACKOFF);
-    pool.run_until_stalled();
+    let (mut pool, waiter) = past_timeout_and_back_off(&time, &handle);
     assert_eq!(script.calls(), 2, "the back-off ended: a second attempt");
     // Both answer before anyone polls: the attempt in flight is reported
     // first and makes generation 1; the late one is then for an old base.
@@ -696,16 +708,7 @@ fn a_late_attempt_is_dropped_once_a_newer_generation_exists() {
     let time = ManualTime::default();
     let (script, mut answers) = Script::new(2);
     let handle = scripted(&time, &script, 3);
-    let mut pool = LocalPool::new();
-    let waiter = pool
-        .spawner()
-        .spawn_local_with_handle(ticket(handle.clone()))
-        .unwrap();
-    pool.run_until_stalled();
-    time.advance(TIMEOUT);
-    pool.run_until_stalled();
-    time.advance(BACKOFF);
-    pool.run_until_stalled();
+    let (mut pool, waiter) = past_timeout_and_back_off(&time, &handle);
     let (late, current) = (answers.remove(0), answers.remove(0));
     current.send(8).unwrap();
     assert_eq!(pool.run_until(waiter), Ok((8, Generation(1))));
