@@ -599,7 +599,10 @@ impl<T, E> Core<T, E> {
             // first half of the token's life: a refresher that keeps handing
             // out nearly expired tokens then costs at most two refreshes per
             // token lifetime, not a storm.
-            let skew = self.config.expiry_skew + self.jitter.up_to(self.config.skew_jitter);
+            // Saturating: a skew near `Duration::MAX` means "as early as
+            // allowed", not a panic (S7).
+            let jitter = self.jitter.up_to(self.config.skew_jitter);
+            let skew = self.config.expiry_skew.saturating_add(jitter);
             let life = e.saturating_since(now);
             e.saturating_sub(skew).max(now + (life - life / 2))
         });
