@@ -8,8 +8,10 @@
 //!
 //! What it leaves out is what the driving contract forbids: a request that
 //! arrives again while it is live (the monitor could not tell it from a
-//! duplicate outcome) and a rejection with a lease sent fewer times than the
-//! request was (the core trusts the send count it issued).
+//! duplicate outcome), and a rejection with a lease older or sent fewer
+//! times than the one the request was sent with (the core trusts the lease
+//! it issued; a lease of a generation it never issued is refused, and that
+//! the target does forge).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
@@ -133,8 +135,10 @@ enum Reply {
     Complete,
     /// Rejects the token the request was sent with.
     Reject,
-    /// Rejects, the request presenting another request's lease (one sent at
-    /// least as often: a lease of the same request or a busier one).
+    /// Rejects, the request presenting another request's lease, one no
+    /// older and sent at least as often as its own (with an older one the
+    /// core would rightly send it again with the generation it already had,
+    /// and with fewer sends it would rightly grant more retries).
     RejectWith(u8),
     /// Rejects, the request presenting a lease of a generation this core
     /// never made (minted by a second core): it must fail the request.
@@ -317,7 +321,7 @@ impl Harness {
             Some(id) if !self.live.contains_key(&id) => id,
             _ => {
                 while self.live.contains_key(&self.next_id) {
-                    self.next_id += 1;
+                    self.next_id = self.next_id.wrapping_add(1);
                 }
                 self.next_id
             }
@@ -363,7 +367,10 @@ impl Harness {
             Reply::Reject => own,
             Reply::RejectWith(n) => {
                 let busier: Vec<usize> = (0..self.pool.len())
-                    .filter(|&i| self.pool[i].send() >= own.send())
+                    .filter(|&i| {
+                        let l = &self.pool[i];
+                        l.send() >= own.send() && l.generation() >= own.generation()
+                    })
                     .collect();
                 match Self::pick(&busier, n) {
                     Some(i) => self.pool[i].clone(),

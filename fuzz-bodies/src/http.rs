@@ -175,8 +175,8 @@ fn judge_cookie(
     let prefix = format!("{name}=");
     let ours = format!("{prefix}{token}");
     let got = cookies_of(after);
-    if got.last().map(Vec::as_slice) != Some(ours.trim_ascii().as_bytes()) {
-        return Err(format!("the last cookie is not ours: {got:?}"));
+    if !values[0].as_bytes().ends_with(ours.as_bytes()) {
+        return Err(format!("our cookie is not the last: {:?}", values[0]));
     }
     let kept: Vec<Vec<u8>> = cookies_of(before)
         .into_iter()
