@@ -305,7 +305,7 @@ impl Body for Script {
     }
 
     fn size_hint(&self) -> SizeHint {
-        self.hint.clone()
+        self.hint
     }
 }
 
@@ -414,8 +414,8 @@ fn recipe_expired(head: &http::response::Parts, body: &[u8]) -> bool {
 
 /// Polls `fut` to the end with a waker that does nothing (the script's
 /// pauses wake themselves), measuring the heap after every poll; the
-/// output and the peak seen above `base`.
-fn measure<F: std::future::Future>(fut: F, base: isize) -> (F::Output, usize) {
+/// output and the peak seen above `base` (see [`heap::in_use`]).
+pub fn measure<F: std::future::Future>(fut: F, base: isize) -> (F::Output, usize) {
     let mut fut = Box::pin(fut);
     let waker = futures::task::noop_waker();
     let mut cx = Context::from_waker(&waker);

@@ -18,8 +18,11 @@ pub mod http;
 pub mod sim;
 pub mod tokenserver;
 
+/// A target's body: panics on any broken promise.
+pub type Body = fn(&[u8]);
+
 /// The targets, by name, as the fuzz crate and `fuzz/corpus/` name them.
-pub const TARGETS: [(&str, fn(&[u8])); 4] = [
+pub const TARGETS: [(&str, Body); 4] = [
     ("core", core::run),
     ("http", http::run),
     ("tokenserver", tokenserver::run),

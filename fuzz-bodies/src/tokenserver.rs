@@ -366,10 +366,8 @@ impl Model {
                     self.revoked.insert(family);
                 }
             }
-            (None, Some((family, _, used))) if refused_grant => {
-                if used {
-                    self.revoked.insert(family);
-                }
+            (None, Some((family, _, true))) if refused_grant => {
+                self.revoked.insert(family);
             }
             _ => {}
         }

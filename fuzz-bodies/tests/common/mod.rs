@@ -1,5 +1,7 @@
 //! The committed inputs of a target: its minimised corpus and its named
-//! regression inputs (each a crash the fuzzer once found).
+//! regression inputs (each a crash the fuzzer once found). Each test binary
+//! uses some of these helpers, none all of them.
+#![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
 
@@ -20,17 +22,17 @@ fn fuzz_dir() -> PathBuf {
 }
 
 /// The corpus files of `target`.
-pub fn corpus(target: &str) -> Vec<PathBuf> {
+pub(crate) fn corpus(target: &str) -> Vec<PathBuf> {
     files(&fuzz_dir().join("corpus").join(target))
 }
 
 /// The regression inputs of `target`.
-pub fn regressions(target: &str) -> Vec<PathBuf> {
+pub(crate) fn regressions(target: &str) -> Vec<PathBuf> {
     files(&fuzz_dir().join("regressions").join(target))
 }
 
 /// Every committed input of `target`, with its bytes.
-pub fn inputs(target: &str) -> Vec<(PathBuf, Vec<u8>)> {
+pub(crate) fn inputs(target: &str) -> Vec<(PathBuf, Vec<u8>)> {
     corpus(target)
         .into_iter()
         .chain(regressions(target))
@@ -43,7 +45,7 @@ pub fn inputs(target: &str) -> Vec<(PathBuf, Vec<u8>)> {
 
 /// Runs `check` on every committed input of `target`; panics naming the
 /// first input that fails. Returns how many ran.
-pub fn replay(target: &str, check: impl Fn(&[u8]) -> Result<(), String>) -> usize {
+pub(crate) fn replay(target: &str, check: impl Fn(&[u8]) -> Result<(), String>) -> usize {
     let inputs = inputs(target);
     assert!(
         !corpus(target).is_empty(),
