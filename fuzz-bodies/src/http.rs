@@ -1,7 +1,8 @@
 //! The HTTP layer under arbitrary servers: a response (any status, headers,
 //! a `Content-Length` true, false or garbage, a body of any bytes in any
 //! framing, huge, cut short by an error, with trailers) judged by
-//! [`RejectOnStatus`] and by [`RejectOnBody`] with a JSON predicate; and a
+//! [`RejectOnStatus`] and by [`RejectOnBody`] with a JSON predicate (JSON
+//! nested tens of thousands deep included); and a
 //! token of any bytes put on a request with any headers by every
 //! [`Inject`]or.
 //!
@@ -216,6 +217,13 @@ enum Piece {
         byte: u8,
         len: u32,
     },
+    /// JSON nested `depth` deep: arrays, or objects if `objects`, closed
+    /// or left open.
+    Nested {
+        depth: u16,
+        objects: bool,
+        closed: bool,
+    },
     Empty,
     /// The body is not ready yet.
     Pending,
@@ -338,6 +346,23 @@ fn build(case: &ResponseCase) -> Option<(Response<Script>, Sent)> {
             Piece::Run { byte, len } => {
                 let len = (*len as usize).min(MAX_BODY.saturating_sub(data.len()));
                 Bytes::from(vec![*byte; len])
+            }
+            Piece::Nested {
+                depth,
+                objects,
+                closed,
+            } => {
+                let (open, close): (&[u8], &[u8]) = if *objects {
+                    (br#"{"code":"#, b"}")
+                } else {
+                    (b"[", b"]")
+                };
+                let depth = usize::from(*depth);
+                let mut nested = open.repeat(depth);
+                if *closed {
+                    nested.extend(close.repeat(depth));
+                }
+                Bytes::from(nested)
             }
             Piece::Empty => Bytes::new(),
             Piece::Pending => {
