@@ -452,4 +452,35 @@ mod tests {
         }
         assert_eq!(Scenario::default_run(0).validate(), Ok(()));
     }
+
+    #[test]
+    fn numbers_a_run_cannot_simulate_are_named() {
+        let field = |f: fn(&mut Scenario)| {
+            let mut sc = Scenario::default_run(1);
+            f(&mut sc);
+            match sc.validate() {
+                Err(ScenarioError::OutOfRange { field, .. }) => field,
+                other => panic!("{other:?}"),
+            }
+        };
+        // From a file: times that overflow the virtual clock's nanoseconds
+        // (a fault phase of u64::MAX ms, arrivals at a rate of 0), draws
+        // that mean nothing (NaN, infinite, negative probabilities).
+        assert_eq!(field(|sc| sc.fault_ms = u64::MAX), "fault_ms");
+        assert_eq!(field(|sc| sc.rate = 0.0), "rate");
+        assert_eq!(field(|sc| sc.rate = f64::NAN), "rate");
+        assert_eq!(field(|sc| sc.streams = 0), "streams");
+        assert_eq!(
+            field(|sc| sc.api_latency.tail_ms = f64::INFINITY),
+            "api_latency"
+        );
+        assert_eq!(field(|sc| sc.faults.api_drop = -0.5), "faults.api_drop");
+        assert_eq!(
+            field(|sc| sc.core.max_refresh_attempts = u32::MAX),
+            "core.max_refresh_attempts"
+        );
+        let mut sc = Scenario::default_run(1);
+        sc.core.max_waiters = 0;
+        assert!(matches!(sc.validate(), Err(ScenarioError::Config(_))));
+    }
 }
