@@ -405,8 +405,10 @@ impl Model {
                 match HeaderValue::from_str(&format!("lang=en; JSESSIONID={t}")) {
                     Ok(v) => {
                         builder = builder.header(header::COOKIE, v);
-                        // The cookie ends at the first `;`.
-                        t.split(';').next().map(|t| t.trim().to_string())
+                        // The cookie ends at the first `;`, and trailing
+                        // white space is not part of it; a value's leading
+                        // white space is (no cookie value may hold any).
+                        t.split(';').next().map(|t| t.trim_end().to_string())
                     }
                     Err(_) => None,
                 }
