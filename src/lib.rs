@@ -27,6 +27,8 @@ mod handle;
 pub mod http;
 mod id;
 mod jitter;
+#[cfg(feature = "store")]
+pub mod store;
 mod sync;
 mod time;
 mod token;
