@@ -78,8 +78,12 @@ pub trait Store: Send + Sync + 'static {
     ///
     /// The backend cannot be written; then nothing was (the old record
     /// stays whole).
-    fn swap(&self, scope: &Scope, expected: Generation, record: &Record)
-        -> Result<Swap, StoreError>;
+    fn swap(
+        &self,
+        scope: &Scope,
+        expected: Generation,
+        record: &Record,
+    ) -> Result<Swap, StoreError>;
 
     /// Takes the scope's lease for `owner` for `ttl`, unless another owner
     /// holds an unexpired one (then `None`).

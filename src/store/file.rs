@@ -395,17 +395,27 @@ mod tests {
         let dir = temp("cas");
         let store = FileStore::open(&dir).unwrap();
         let scope = Scope::new("s");
-        assert_eq!(store.swap(&scope, Generation(0), &record(1, "a")).unwrap(), Swap::Done);
+        assert_eq!(
+            store.swap(&scope, Generation(0), &record(1, "a")).unwrap(),
+            Swap::Done
+        );
         assert_eq!(
             store.swap(&scope, Generation(0), &record(1, "b")).unwrap(),
-            Swap::Conflict { current: Generation(1) }
+            Swap::Conflict {
+                current: Generation(1)
+            }
         );
         // Never backwards, even when the expectation is right.
         assert_eq!(
             store.swap(&scope, Generation(1), &record(1, "c")).unwrap(),
-            Swap::Conflict { current: Generation(1) }
+            Swap::Conflict {
+                current: Generation(1)
+            }
         );
-        assert_eq!(store.swap(&scope, Generation(1), &record(2, "d")).unwrap(), Swap::Done);
+        assert_eq!(
+            store.swap(&scope, Generation(1), &record(2, "d")).unwrap(),
+            Swap::Done
+        );
         let got = store.load(&scope).unwrap().unwrap();
         assert_eq!(got.generation(), Generation(2));
         assert_eq!(got.token().unwrap().access_token().expose(), "d");
@@ -440,8 +450,14 @@ mod tests {
         assert_eq!(got.generation(), Generation(2));
         assert_eq!(got.token().unwrap().access_token().expose(), "b");
         // The next write repairs it.
-        assert_eq!(store.swap(&scope, Generation(2), &record(3, "c")).unwrap(), Swap::Done);
-        assert!(matches!(read_record(&store.record_path(&scope)).unwrap(), Read::Good(_)));
+        assert_eq!(
+            store.swap(&scope, Generation(2), &record(3, "c")).unwrap(),
+            Swap::Done
+        );
+        assert!(matches!(
+            read_record(&store.record_path(&scope)).unwrap(),
+            Read::Good(_)
+        ));
 
         // Both copies gone bad: a typed error, no guess.
         fs::write(store.record_path(&scope), b"garbage").unwrap();
@@ -452,10 +468,19 @@ mod tests {
         // A writer that expects a record does not overwrite the evidence...
         assert!(store.swap(&scope, Generation(3), &record(4, "d")).is_err());
         // ...a login (expecting none) does, keeping the bytes aside.
-        assert_eq!(store.swap(&scope, Generation(0), &record(4, "d")).unwrap(), Swap::Done);
+        assert_eq!(
+            store.swap(&scope, Generation(0), &record(4, "d")).unwrap(),
+            Swap::Done
+        );
         let aside = fs::read_dir(&dir)
             .unwrap()
-            .filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().contains("corrupt-"))
+            .filter(|e| {
+                e.as_ref()
+                    .unwrap()
+                    .file_name()
+                    .to_string_lossy()
+                    .contains("corrupt-")
+            })
             .count();
         assert_eq!(aside, 2);
         fs::remove_dir_all(&dir).unwrap();
@@ -468,9 +493,16 @@ mod tests {
         let scope = Scope::new("s");
         let _ = store.swap(&scope, Generation(0), &record(1, "a")).unwrap();
         // As if the writer of generation 2 died after the copy's rename.
-        write_atomic(&store.backup_path(&scope), record(2, "b").to_json().as_bytes(), true)
-            .unwrap();
-        assert_eq!(store.load(&scope).unwrap().unwrap().generation(), Generation(2));
+        write_atomic(
+            &store.backup_path(&scope),
+            record(2, "b").to_json().as_bytes(),
+            true,
+        )
+        .unwrap();
+        assert_eq!(
+            store.load(&scope).unwrap().unwrap().generation(),
+            Generation(2)
+        );
         fs::remove_dir_all(&dir).unwrap();
     }
 
@@ -505,12 +537,17 @@ mod tests {
                 .map(|i| {
                     let (store, scope) = (&store, &scope);
                     s.spawn(move || {
-                        store.swap(scope, Generation(0), &record(1, &format!("t{i}"))).unwrap()
+                        store
+                            .swap(scope, Generation(0), &record(1, &format!("t{i}")))
+                            .unwrap()
                             == Swap::Done
                     })
                 })
                 .collect();
-            handles.into_iter().map(|h| usize::from(h.join().unwrap())).sum()
+            handles
+                .into_iter()
+                .map(|h| usize::from(h.join().unwrap()))
+                .sum()
         });
         assert_eq!(wins, 1);
         fs::remove_dir_all(&dir).unwrap();

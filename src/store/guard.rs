@@ -285,7 +285,10 @@ impl<S: Store, F> Guard<S, F> {
             };
             let generation = {
                 let memory = inner.memory.lock();
-                let last = memory.last.as_ref().map_or(Generation(0), Record::generation);
+                let last = memory
+                    .last
+                    .as_ref()
+                    .map_or(Generation(0), Record::generation);
                 next(current.max(memory.held).max(last))
             };
             let record = Record::new(generation, Owner::unique(), token.clone());
@@ -492,7 +495,12 @@ where
 
     /// The stored token, if it is newer than `base` and good for at least
     /// the safety margin; remembers what it saw.
-    fn adopt(&self, record: Option<&Record>, base: Generation, clock: &Clock) -> Option<Fresh<String>> {
+    fn adopt(
+        &self,
+        record: Option<&Record>,
+        base: Generation,
+        clock: &Clock,
+    ) -> Option<Fresh<String>> {
         let record = record?;
         let mut memory = self.inner.memory.lock();
         remember(&mut memory, record.clone());
@@ -501,11 +509,15 @@ where
         }
         let now = UnixMillis::now();
         let margin = self.inner.options.safety_margin;
-        let token = record
-            .token()
-            .filter(|t| t.expires_at().is_none_or(|at| at > now.saturating_add(margin)))?;
+        let token = record.token().filter(|t| {
+            t.expires_at()
+                .is_none_or(|at| at > now.saturating_add(margin))
+        })?;
         memory.held = memory.held.max(record.generation());
-        tracing::debug!(generation = record.generation().0, "token store: adopted a newer token");
+        tracing::debug!(
+            generation = record.generation().0,
+            "token store: adopted a newer token"
+        );
         Some(to_fresh(token, clock, now))
     }
 }

@@ -69,12 +69,12 @@ mod record;
 mod redis;
 mod wall;
 
+#[cfg(feature = "redis")]
+pub use self::redis::RedisStore;
 pub use backend::{LeaseGrant, Store, Swap};
 pub use changes::{After, Changes};
 pub use error::{GuardError, StoreError};
 pub use file::FileStore;
 pub use guard::{Guard, GuardOptions, Renewal};
 pub use record::{Owner, Record, Scope, Secret, StoredToken};
-#[cfg(feature = "redis")]
-pub use self::redis::RedisStore;
 pub use wall::UnixMillis;
