@@ -379,7 +379,9 @@ fn a_renewal_the_store_could_not_take_is_stored_next_time_without_a_second_refre
                 killer.lock().kill();
             }
             inner(clock, credential)
-        });
+        })
+        // The lease outlives the outage (Redis kept it): the retry waits it out.
+        .with_options(options(Duration::from_millis(400)));
     let clock = Clock::system();
     let mut config = Config::default();
     config.max_refresh_attempts = 1;
