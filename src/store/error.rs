@@ -100,8 +100,9 @@ pub enum GuardError<E> {
     /// published (transient).
     #[error("a newer token generation won the store; this refresh was not kept")]
     Fenced,
-    /// The scope was logged out (by this process or another): only a login
-    /// helps (permanent). The user's refresher is not called.
+    /// The scope was logged out, or another process's refresh was refused
+    /// for good: only a login helps (permanent). The user's refresher is not
+    /// called, so a refused credential is not spent again.
     #[error("the scope is logged out; a login is needed")]
     LoggedOut,
 }

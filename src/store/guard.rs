@@ -482,10 +482,18 @@ where
                 // lease ran out): the session is dead only if not.
                 let latest = inner.store.load(&inner.scope).ok().flatten();
                 let newer = latest.filter(|r| r.generation() > expected);
-                Some(
-                    self.adopt(newer.as_ref(), base, clock)
-                        .ok_or(RefreshError::Permanent(GuardError::Refresher(e))),
-                )
+                if let Some(fresh) = self.adopt(newer.as_ref(), base, clock) {
+                    return Some(Ok(fresh));
+                }
+                // Dead for the whole fleet: say so in the store, so that no
+                // other process spends the same refused credential again.
+                let ended = Record::new(next(expected.max(base)), owner.clone(), None);
+                if let Ok(Swap::Done) = inner.store.swap(&inner.scope, expected, &ended) {
+                    let mut memory = inner.memory.lock();
+                    memory.held = memory.held.max(ended.generation());
+                    remember(&mut memory, ended);
+                }
+                Some(Err(RefreshError::Permanent(GuardError::Refresher(e))))
             }
             Err(RefreshError::Transient(e)) => {
                 Some(Err(RefreshError::Transient(GuardError::Refresher(e))))
