@@ -171,13 +171,16 @@ type Calls = Arc<AtomicU32>;
 
 type TestError = std::io::Error;
 
-fn rotating(
-    calls: Calls,
-) -> impl Fn(Clock, Option<Secret>) -> std::future::Ready<Result<Renewal, RefreshError<TestError>>>
-       + Send
-       + Sync
-       + 'static {
-    move |clock: Clock, credential: Option<Secret>| {
+type Answer = std::future::Ready<Result<Renewal, RefreshError<TestError>>>;
+type Rotating = Box<dyn Fn(Clock, Option<Secret>) -> Answer + Send + Sync + 'static>;
+type Member<S> = (
+    Handle<String, GuardError<TestError>>,
+    Clock,
+    tokenflight::store::Guard<S, Rotating>,
+);
+
+fn rotating(calls: Calls) -> Rotating {
+    Box::new(move |clock: Clock, credential: Option<Secret>| {
         calls.fetch_add(1, Ordering::SeqCst);
         let n: u32 = credential
             .as_ref()
@@ -187,7 +190,7 @@ fn rotating(
         let token =
             Fresh::new(format!("at-{}", n + 1)).expiring_at(clock.after(Duration::from_secs(600)));
         std::future::ready(Ok(Renewal::new(token).rotating(format!("rt-{}", n + 1))))
-    }
+    })
 }
 
 fn options(lease: Duration) -> GuardOptions {
@@ -199,24 +202,7 @@ fn options(lease: Duration) -> GuardOptions {
 }
 
 /// A handle on a guard: one "process" of the fleet.
-fn member<S: Store + Clone>(
-    store: &S,
-    calls: &Calls,
-    lease: Duration,
-) -> (
-    Handle<String, GuardError<TestError>>,
-    Clock,
-    tokenflight::store::Guard<
-        S,
-        impl Fn(
-                Clock,
-                Option<Secret>,
-            ) -> std::future::Ready<Result<Renewal, RefreshError<TestError>>>
-            + Send
-            + Sync
-            + 'static,
-    >,
-) {
+fn member<S: Store + Clone>(store: &S, calls: &Calls, lease: Duration) -> Member<S> {
     let guard = store
         .clone()
         .guard(Scope::new("fleet"), rotating(Arc::clone(calls)))
