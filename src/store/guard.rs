@@ -64,7 +64,9 @@ impl Renewal {
 /// use std::time::Duration;
 /// use tokenflight::store::GuardOptions;
 ///
-/// let options = GuardOptions { lease_ttl: Duration::from_secs(5), ..GuardOptions::default() };
+/// let mut options = GuardOptions::default();
+/// options.lease_ttl = Duration::from_secs(5);
+/// options.min_call_window = Duration::from_secs(2);
 /// assert!(options.min_call_window < options.lease_ttl);
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
