@@ -198,6 +198,11 @@ fn run_worker<S: Store + Clone>(
     options.min_call_window = lease / 4;
     options.wait_limit = lease * 8;
     options.safety_margin = Duration::from_secs(1);
+    match std::env::var("TF_MUTANT").as_deref() {
+        Ok("skip-reread") => options.mutant_skip_reread = true,
+        Ok("blind-write") => options.mutant_blind_write = true,
+        _ => {}
+    }
     let guard = store
         .guard(Scope::new(SCOPE), refresher)
         .with_options(options);
@@ -335,6 +340,7 @@ struct Fleet {
     store_arg: String,
     url: String,
     lease: Duration,
+    mutant: &'static str,
     workers: Vec<(u32, Child)>,
     next_index: u32,
 }
@@ -361,6 +367,7 @@ impl Fleet {
                 .env("TF_LEASE_MS", self.lease.as_millis().to_string())
                 .env("TF_URL", &self.url)
                 .env("TF_STORE", &self.store_arg)
+                .env("TF_MUTANT", self.mutant)
                 .stdout(Stdio::from(log.try_clone().unwrap()))
                 .stderr(Stdio::from(log))
                 .spawn()
@@ -489,6 +496,8 @@ struct Plan {
     reuse_grace: Duration,
     /// Then a whole new fleet for this many more rounds, from the store.
     restarted_rounds: u32,
+    /// A planted bug in every worker's guard (`""`: none).
+    mutant: &'static str,
 }
 
 fn run(plan: Plan) -> Figures {
@@ -549,6 +558,7 @@ fn run(plan: Plan) -> Figures {
         store_arg,
         url: server.url(""),
         lease,
+        mutant: plan.mutant,
         workers: Vec::new(),
         next_index: 0,
     };
@@ -672,6 +682,7 @@ fn plan(backend: Backend, fault: Fault) -> Plan {
         at: 2,
         reuse_grace: Duration::ZERO,
         restarted_rounds: 0,
+        mutant: "",
     }
 }
 
@@ -801,4 +812,24 @@ fn file_deleted_then_corrupted_mid_run_costs_no_second_refresh() {
     });
     assert_eq!(f.recovered_rounds, 1, "{f:?}");
     assert_clean(&f, 5);
+}
+
+/// The checks above bite: a guard that does not re-read the store under the
+/// lease refreshes once per process (F1), and one that writes without the
+/// compare-and-swap lets a resumed paused holder publish its own token over
+/// the newer one, so two tokens answer in one round (F2).
+#[test]
+fn the_fleet_checks_catch_a_guard_without_reread_or_without_compare_and_swap() {
+    let f = run(Plan {
+        mutant: "skip-reread",
+        ..plan(Backend::File, Fault::None)
+    });
+    assert!(f.refreshes > u64::from(f.expiries), "{f:?}");
+
+    let f = run(Plan {
+        mutant: "blind-write",
+        reuse_grace: Duration::from_secs(10),
+        ..plan(Backend::File, Fault::PauseAfter)
+    });
+    assert!(f.tokens_per_round > 1, "{f:?}");
 }

@@ -87,6 +87,16 @@ pub struct GuardOptions {
     /// A stored token is adopted only if it is good for at least this long
     /// yet (the core's safety margin). Default 5 s.
     pub safety_margin: Duration,
+    /// Test-only planted bug: the holder does not re-read the store under
+    /// the lease (F1 must catch it).
+    #[cfg(feature = "mutants")]
+    #[doc(hidden)]
+    pub mutant_skip_reread: bool,
+    /// Test-only planted bug: the holder writes over whatever the store
+    /// holds instead of compare-and-swapping (F2 must catch it).
+    #[cfg(feature = "mutants")]
+    #[doc(hidden)]
+    pub mutant_blind_write: bool,
 }
 
 impl Default for GuardOptions {
@@ -96,6 +106,10 @@ impl Default for GuardOptions {
             min_call_window: Duration::from_secs(5),
             wait_limit: Duration::from_secs(30),
             safety_margin: Duration::from_secs(5),
+            #[cfg(feature = "mutants")]
+            mutant_skip_reread: false,
+            #[cfg(feature = "mutants")]
+            mutant_blind_write: false,
         }
     }
 }
@@ -415,7 +429,11 @@ where
                 }
             }
         }
-        if let Some(fresh) = self.adopt(record.as_ref(), base, clock) {
+        #[cfg(feature = "mutants")]
+        let reread = !inner.options.mutant_skip_reread;
+        #[cfg(not(feature = "mutants"))]
+        let reread = true;
+        if let Some(fresh) = self.adopt(record.as_ref().filter(|_| reread), base, clock) {
             return Some(Ok(fresh));
         }
         // The newest record known: the store's, or ours if it lost it.
@@ -450,6 +468,15 @@ where
                     renewal.credential.or(credential),
                     expires_at,
                 );
+                #[allow(unused_mut)]
+                let (mut expected, mut generation) = (expected, generation);
+                #[cfg(feature = "mutants")]
+                if inner.options.mutant_blind_write {
+                    if let Ok(current) = inner.store.load(&inner.scope) {
+                        expected = current.map_or(Generation(0), |r| r.generation());
+                        generation = next(expected);
+                    }
+                }
                 let new = Record::new(generation, owner.clone(), Some(stored));
                 match inner.store.swap(&inner.scope, expected, &new) {
                     Ok(Swap::Done) => {
