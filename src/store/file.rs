@@ -175,9 +175,14 @@ impl Store for FileStore {
             }
             let json = record.to_json();
             // The copy first: if we die between the two renames, the copy
-            // is the newer one and a read takes it.
-            write_atomic(&self.backup_path(scope), json.as_bytes(), true)?;
-            write_atomic(&self.record_path(scope), json.as_bytes(), true)?;
+            // is the newer one and a read takes it. One directory fsync
+            // covers both renames: until it returns nothing is published.
+            write_atomic(&self.backup_path(scope), json.as_bytes(), Durability::File)?;
+            write_atomic(
+                &self.record_path(scope),
+                json.as_bytes(),
+                Durability::FileAndDir,
+            )?;
             Ok(Swap::Done)
         })
     }
@@ -204,7 +209,7 @@ impl Store for FileStore {
             let json = serde_json::to_string(&lease).unwrap_or_default();
             // No fsync: a lease need not outlive a machine crash, which
             // ends every holder too.
-            write_atomic(&path, json.as_bytes(), false)?;
+            write_atomic(&path, json.as_bytes(), Durability::None)?;
             Ok(Some(LeaseGrant { until }))
         })
     }
@@ -272,20 +277,28 @@ fn private_file() -> OpenOptions {
     options
 }
 
+/// How much of a write must reach the disk before it returns.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Durability {
+    None,
+    File,
+    FileAndDir,
+}
+
 /// Temp file, (fsync), rename over `path`, (fsync the directory).
-fn write_atomic(path: &Path, bytes: &[u8], durable: bool) -> Result<(), StoreError> {
+fn write_atomic(path: &Path, bytes: &[u8], sync: Durability) -> Result<(), StoreError> {
     static NEXT: AtomicU64 = AtomicU64::new(0);
     let n = NEXT.fetch_add(1, Ordering::Relaxed);
     let tmp = path.with_extension(format!("tmp-{}-{n}", std::process::id()));
     let result = (|| {
         let mut file = private_file().open(&tmp).map_err(io("create", &tmp))?;
         file.write_all(bytes).map_err(io("write", &tmp))?;
-        if durable {
+        if sync != Durability::None {
             file.sync_all().map_err(io("fsync", &tmp))?;
         }
         drop(file);
         fs::rename(&tmp, path).map_err(io("rename", path))?;
-        if durable {
+        if sync == Durability::FileAndDir {
             sync_dir(path)?;
         }
         Ok(())
@@ -496,7 +509,7 @@ mod tests {
         write_atomic(
             &store.backup_path(&scope),
             record(2, "b").to_json().as_bytes(),
-            true,
+            Durability::FileAndDir,
         )
         .unwrap();
         assert_eq!(
