@@ -124,11 +124,16 @@ fn claim_hook(coord: &Path) -> Option<String> {
     Some(kind)
 }
 
+/// Tells the scenario where we are, and waits (bounded) until it has sent
+/// its signal: however slow the machine, the signal lands here.
 fn stop_here(coord: &Path, phase: &str) {
-    let marker = coord.join(format!("holder-{phase}-{}", std::process::id()));
-    std::fs::write(&marker, b"").unwrap();
-    // The scenario signals us within this pause.
-    std::thread::sleep(Duration::from_millis(400));
+    let pid = std::process::id();
+    std::fs::write(coord.join(format!("holder-{phase}-{pid}")), b"").unwrap();
+    let ack = coord.join(format!("signalled-{pid}"));
+    let deadline = Instant::now() + PATIENCE;
+    while !ack.exists() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(1));
+    }
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -422,12 +427,13 @@ impl Fleet {
         }
     }
 
-    fn signal(pid: u32, signal: &str) {
+    fn signal(&self, pid: u32, signal: &str) {
         let status = Command::new("kill")
             .args([signal, &pid.to_string()])
             .status()
             .unwrap();
         assert!(status.success(), "kill {signal} {pid}");
+        std::fs::write(self.coord.0.join(format!("signalled-{pid}")), b"").unwrap();
     }
 
     /// Reaps a worker killed by a scenario; its reports are no longer due.
@@ -607,21 +613,21 @@ fn run(plan: Plan) -> Figures {
             match plan.fault {
                 Fault::KillBefore => {
                     let pid = fleet.pid_of_marker("holder-before-");
-                    Fleet::signal(pid, "-KILL");
+                    fleet.signal(pid, "-KILL");
                     fleet.forget(pid);
                     figures.killed += 1;
                 }
                 Fault::KillAfter => {
                     let pid = fleet.pid_of_marker("holder-after-");
-                    Fleet::signal(pid, "-KILL");
+                    fleet.signal(pid, "-KILL");
                     fleet.forget(pid);
                     figures.killed += 1;
                 }
                 Fault::PauseAfter => {
                     let pid = fleet.pid_of_marker("holder-after-");
-                    Fleet::signal(pid, "-STOP");
+                    fleet.signal(pid, "-STOP");
                     std::thread::sleep(lease * 3);
-                    Fleet::signal(pid, "-CONT");
+                    fleet.signal(pid, "-CONT");
                 }
                 Fault::RedisRestart => {
                     std::thread::sleep(Duration::from_millis(300));
@@ -778,6 +784,18 @@ fn redis_a_holder_killed_after_the_server_answered() {
 /// by the generation CAS: it adopts the newer token instead of publishing
 /// its own, and every request, its own included, is answered once.
 fn a_holder_paused_past_its_lease_is_fenced(backend: Backend) {
+    // Without a grace window the taker-over's reuse revokes the login: the
+    // documented limit (a lease cannot recall a request already sent). One
+    // reuse, and the refused credential is not spent again by the others.
+    let f = run(plan(backend, Fault::PauseAfter));
+    assert_eq!(
+        (f.reuse, f.grace_reuses, f.recovered_rounds),
+        (1, 0, 0),
+        "{f:?}"
+    );
+    assert!(f.failed > 0 && f.duplicated == 0, "{f:?}");
+    assert_eq!(f.tokens_per_round, 1, "{f:?}");
+
     let f = run(Plan {
         reuse_grace: Duration::from_secs(10),
         ..plan(backend, Fault::PauseAfter)
