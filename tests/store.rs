@@ -399,3 +399,31 @@ fn a_renewal_the_store_could_not_take_is_stored_next_time_without_a_second_refre
         "rt-1"
     );
 }
+
+#[test]
+fn a_refresh_dropped_mid_call_gives_the_lease_back_at_once() {
+    let dir = TempDir::new("dropped");
+    let store = FileStore::open(&dir.0).unwrap();
+    let scope = Scope::new("fleet");
+    let guard = store
+        .clone()
+        .guard(scope.clone(), |_clock: Clock, _credential| {
+            std::future::pending::<Result<Renewal, RefreshError<TestError>>>()
+        });
+    let refresher = guard.refresher();
+    let mut call = refresher(Clock::system());
+    let waker = futures::task::noop_waker();
+    let mut cx = std::task::Context::from_waker(&waker);
+    assert!(call.as_mut().poll(&mut cx).is_pending());
+    // The call is out and holds the lease...
+    assert!(store
+        .try_lease(&scope, &Owner::unique(), Duration::from_secs(1))
+        .unwrap()
+        .is_none());
+    // ...until the handle drops it (abandoned, or a login superseded it).
+    drop(call);
+    assert!(store
+        .try_lease(&scope, &Owner::unique(), Duration::from_secs(1))
+        .unwrap()
+        .is_some());
+}

@@ -367,11 +367,13 @@ where
             match inner.store.try_lease(&inner.scope, &owner, ttl) {
                 Err(e) => return Err(RefreshError::Transient(e.into())),
                 Ok(Some(grant)) => {
+                    let held = Holding {
+                        store: &inner.store,
+                        scope: &inner.scope,
+                        owner: &owner,
+                    };
                     let outcome = self.holding(&clock, base, &owner, grant).await;
-                    if let Err(e) = inner.store.release(&inner.scope, &owner) {
-                        // It runs out by itself; the others wait that long.
-                        tracing::warn!(error = %e, "token store: lease not released");
-                    }
+                    drop(held);
                     match outcome {
                         Some(outcome) => return outcome,
                         None => continue,
@@ -578,6 +580,27 @@ fn to_fresh(token: &StoredToken, clock: &Clock, now: UnixMillis) -> Fresh<String
     match token.expires_at() {
         Some(at) => fresh.expiring_at(at.on_clock(clock, now)),
         None => fresh,
+    }
+}
+
+/// The lease, released when dropped: after the holder's work, and also when
+/// the handle drops the refresh future mid-call (a login superseded it, or
+/// it was abandoned), so that the other processes need not wait for the
+/// lease to run out (F1's liveness). What the call had done is not undone:
+/// a dropped call whose server answer was never stored is the documented
+/// limit of a holder that dies.
+struct Holding<'a, S: Store> {
+    store: &'a S,
+    scope: &'a Scope,
+    owner: &'a Owner,
+}
+
+impl<S: Store> Drop for Holding<'_, S> {
+    fn drop(&mut self) {
+        if let Err(e) = self.store.release(self.scope, self.owner) {
+            // It runs out by itself; the others wait that long.
+            tracing::warn!(error = %e, "token store: lease not released");
+        }
     }
 }
 
