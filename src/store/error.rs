@@ -5,6 +5,8 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use super::MalformedRecord;
+
 /// Why a store could not be read or written.
 ///
 /// # Examples
@@ -43,7 +45,7 @@ pub enum StoreError {
         path: PathBuf,
         /// The parser's error (it never quotes the file's content).
         #[source]
-        source: serde_json::Error,
+        source: MalformedRecord,
     },
     /// The Redis server could not be reached or refused the command.
     #[cfg(feature = "redis")]
@@ -62,7 +64,7 @@ pub enum StoreError {
         scope: String,
         /// The parser's error.
         #[source]
-        source: serde_json::Error,
+        source: MalformedRecord,
     },
 }
 

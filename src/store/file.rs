@@ -22,7 +22,9 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use super::{LeaseGrant, Owner, Record, Scope, Store, StoreError, Swap, UnixMillis};
+use super::{
+    LeaseGrant, MalformedRecord, Owner, Record, Scope, Store, StoreError, Swap, UnixMillis,
+};
 use crate::Generation;
 
 /// How long a store call waits for another process's read-modify-write
@@ -237,12 +239,12 @@ impl Store for FileStore {
 enum Read {
     Good(Record),
     Missing,
-    Corrupt(serde_json::Error),
+    Corrupt(MalformedRecord),
 }
 
 fn read_record(path: &Path) -> Result<Read, StoreError> {
     match fs::read(path) {
-        Ok(bytes) => Ok(match serde_json::from_slice(&bytes) {
+        Ok(bytes) => Ok(match Record::from_slice(&bytes) {
             Ok(record) => Read::Good(record),
             Err(e) => Read::Corrupt(e),
         }),

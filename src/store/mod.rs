@@ -76,5 +76,5 @@ pub use changes::{After, Changes};
 pub use error::{GuardError, StoreError};
 pub use file::FileStore;
 pub use guard::{Guard, GuardOptions, Renewal};
-pub use record::{Owner, Record, Scope, Secret, StoredToken};
+pub use record::{MalformedRecord, Owner, Record, Scope, Secret, StoredToken};
 pub use wall::UnixMillis;

@@ -246,10 +246,38 @@ impl Record {
     ///
     /// # Errors
     ///
-    /// The parser's error, which never quotes the input (so never a token).
-    pub fn from_json(json: &str) -> Result<Self, serde_json::Error> {
-        serde_json::from_str(json)
+    /// [`MalformedRecord`]: where the input stopped making sense, never
+    /// what it held (so never a token).
+    pub fn from_json(json: &str) -> Result<Self, MalformedRecord> {
+        Record::from_slice(json.as_bytes())
     }
+
+    pub(crate) fn from_slice(json: &[u8]) -> Result<Self, MalformedRecord> {
+        serde_json::from_slice(json).map_err(|e| MalformedRecord {
+            line: e.line(),
+            column: e.column(),
+        })
+    }
+}
+
+/// A record that does not parse. Unlike the parser's own error, it keeps
+/// only the position: a parser message may quote a value, and a value may
+/// be a token.
+///
+/// # Examples
+///
+/// ```
+/// use tokenflight::store::Record;
+///
+/// let e = Record::from_json(r#"{"generation": "hunter2"}"#).unwrap_err();
+/// assert!(!e.to_string().contains("hunter2"));
+/// assert_eq!(e.to_string(), "malformed token record at line 1, column 24");
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("malformed token record at line {line}, column {column}")]
+pub struct MalformedRecord {
+    line: usize,
+    column: usize,
 }
 
 impl fmt::Debug for Record {
