@@ -704,12 +704,14 @@ fn assert_clean(f: &Figures, refreshes: u64) {
 
 fn one_refresh_per_expiry_across_processes_and_restarts(backend: Backend) {
     let f = run(Plan {
+        processes: 8,
+        requests: 100,
         restarted_rounds: 2,
         ..plan(backend, Fault::None)
     });
     assert_eq!(f.expiries, 6);
     assert_clean(&f, 6);
-    assert_eq!(f.answered, 4 * 50 * 6);
+    assert_eq!(f.answered, 8 * 100 * 6);
 }
 
 #[test]
