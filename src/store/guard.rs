@@ -81,8 +81,10 @@ pub struct GuardOptions {
     pub min_call_window: Duration,
     /// How long one call waits for another process's lease before it fails
     /// with [`GuardError::Busy`] (transient: the handle backs off and
-    /// tries again). Default 30 s; the handle's `refresh_timeout` should
-    /// exceed it.
+    /// tries again, and its waiters keep waiting). Default 8 s: below the
+    /// handle's default `refresh_timeout` (10 s), so that a call that only
+    /// waits ends by itself before the handle counts it timed out. A dead
+    /// holder's lease is then taken over by the next call.
     pub wait_limit: Duration,
     /// A stored token is adopted only if it is good for at least this long
     /// yet (the core's safety margin). Default 5 s.
@@ -104,7 +106,7 @@ impl Default for GuardOptions {
         GuardOptions {
             lease_ttl: Duration::from_secs(10),
             min_call_window: Duration::from_secs(5),
-            wait_limit: Duration::from_secs(30),
+            wait_limit: Duration::from_secs(8),
             safety_margin: Duration::from_secs(5),
             #[cfg(feature = "mutants")]
             mutant_skip_reread: false,
