@@ -427,3 +427,66 @@ fn a_refresh_dropped_mid_call_gives_the_lease_back_at_once() {
         .unwrap()
         .is_some());
 }
+
+#[test]
+fn a_refused_refresh_rereads_the_store_before_declaring_the_session_dead() {
+    let dir = TempDir::new("refused");
+    let store = FileStore::open(&dir.0).unwrap();
+    let scope = Scope::new("fleet");
+    let (writer, at) = (store.clone(), scope.clone());
+    // Our lease ran out mid-call and another process rotated the credential
+    // meanwhile: the server refuses ours, the store has theirs.
+    let guard = store
+        .clone()
+        .guard(scope.clone(), move |_clock: Clock, _credential| {
+            let current = writer.load(&at).unwrap().unwrap().generation();
+            let expires =
+                tokenflight::store::UnixMillis::now().saturating_add(Duration::from_secs(600));
+            let theirs = StoredToken::new("at-theirs", Some("rt-theirs".into()), Some(expires));
+            let record = Record::new(Generation(current.0 + 1), Owner::unique(), Some(theirs));
+            assert_eq!(writer.swap(&at, current, &record).unwrap(), Swap::Done);
+            std::future::ready(Err::<Renewal, _>(RefreshError::Permanent(
+                std::io::Error::other("invalid_grant"),
+            )))
+        });
+    let clock = Clock::system();
+    let handle = Builder::new()
+        .clock(clock.clone())
+        .build(guard.refresher())
+        .unwrap();
+    handle.set_token(
+        guard
+            .login(&clock, Fresh::new("at-0".to_string()), Some("rt-0".into()))
+            .unwrap(),
+    );
+    futures::executor::block_on(async {
+        let t = handle.ticket().await.unwrap();
+        assert_eq!(handle.reject(t).await.unwrap().token(), "at-theirs");
+    });
+    // Had the store held nothing newer, the refusal would end the session
+    // for every process: a tombstone, so none spends the refused credential.
+    let guard = store
+        .clone()
+        .guard(scope.clone(), |_clock: Clock, _credential| {
+            std::future::ready(Err::<Renewal, _>(RefreshError::Permanent(
+                std::io::Error::other("invalid_grant"),
+            )))
+        });
+    let handle = Builder::new()
+        .clock(clock.clone())
+        .build(guard.refresher())
+        .unwrap();
+    handle.set_token(guard.load(&clock).unwrap().unwrap());
+    futures::executor::block_on(async {
+        let t = handle.ticket().await.unwrap();
+        assert!(matches!(
+            handle.reject(t).await,
+            Err(tokenflight::Error::LoginRequired(_))
+        ));
+    });
+    let stored = store.load(&scope).unwrap().unwrap();
+    assert!(
+        stored.token().is_none(),
+        "the session ended in the store: {stored:?}"
+    );
+}
