@@ -504,6 +504,10 @@ struct Plan {
     restarted_rounds: u32,
     /// A planted bug in every worker's guard (`""`: none).
     mutant: &'static str,
+    /// The guard's lease. Where no holder is meant to lose it, long enough
+    /// that a loaded machine never makes a holder outlive it; where the
+    /// scenario takes a holder away, short, since the others wait it out.
+    lease: Duration,
 }
 
 fn run(plan: Plan) -> Figures {
@@ -528,7 +532,7 @@ fn run(plan: Plan) -> Figures {
         Some(r) => format!("redis:{}", r.url()),
         None => format!("file:{}", store_dir.display()),
     };
-    let lease = Duration::from_millis(500);
+    let lease = plan.lease;
 
     // Log in once, through the store.
     let grant: serde_json::Value = runtime.block_on(async {
@@ -689,6 +693,12 @@ fn plan(backend: Backend, fault: Fault) -> Plan {
         reuse_grace: Duration::ZERO,
         restarted_rounds: 0,
         mutant: "",
+        lease: match fault {
+            Fault::None | Fault::RedisRestart | Fault::FileLost => Duration::from_secs(5),
+            Fault::KillBefore | Fault::KillAfter | Fault::PauseAfter => {
+                Duration::from_millis(1_500)
+            }
+        },
     }
 }
 
