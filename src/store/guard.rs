@@ -77,7 +77,7 @@ pub struct GuardOptions {
     /// call is still out. Default 10 s.
     pub lease_ttl: Duration,
     /// The holder does not start the user's call with less lease left than
-    /// this; it takes the lease again. Default 5 s.
+    /// this (at most half the lease); it takes the lease again. Default 5 s.
     pub min_call_window: Duration,
     /// How long one call waits for another process's lease before it fails
     /// with [`GuardError::Busy`] (transient: the handle backs off and
@@ -452,7 +452,13 @@ where
         if source.as_ref().is_some_and(|r| r.token().is_none()) {
             return Some(Err(RefreshError::Permanent(GuardError::LoggedOut)));
         }
-        if grant.until.saturating_since(UnixMillis::now()) < inner.options.min_call_window {
+        // Clamped to half the lease: a window the lease can never give
+        // would make the holder give up every lease it takes.
+        let window = inner
+            .options
+            .min_call_window
+            .min(inner.options.lease_ttl / 2);
+        if grant.until.saturating_since(UnixMillis::now()) < window {
             return None;
         }
         let old = source.as_ref().and_then(Record::token);
