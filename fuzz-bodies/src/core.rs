@@ -87,6 +87,15 @@ fn config(u: &mut Unstructured<'_>) -> arbitrary::Result<Config> {
     c.max_auth_retries = u.int_in_range(0..=4)?;
     c.max_refresh_attempts = u.int_in_range(1..=5)?;
     c.refresh_timeout = duration(u)?;
+    // Now and then shorter than the soft timeout: a configuration the core
+    // must refuse with a typed error.
+    let abandon = duration(u)?;
+    c.refresh_abandon_after = if u.ratio(1, 16)? {
+        abandon
+    } else {
+        abandon.max(c.refresh_timeout)
+    };
+    c.safety_margin = duration(u)?;
     c.backoff_initial = duration(u)?;
     c.backoff_max = duration(u)?.max(c.backoff_initial);
     c.cooldown = duration(u)?;
@@ -280,6 +289,12 @@ impl Harness {
                 Action::StartRefresh { attempt } => {
                     if !self.outstanding.insert(attempt) {
                         return Err(format!("{attempt} started twice"));
+                    }
+                }
+                // The driver drops the call: no answer will come from it.
+                Action::AbandonRefresh { attempt } => {
+                    if !self.outstanding.remove(&attempt) {
+                        return Err(format!("{attempt} abandoned, but it was not outstanding"));
                     }
                 }
                 Action::Resume { id, lease } => match self.live.get(&id.0) {
@@ -493,6 +508,12 @@ impl Harness {
             .is_some_and(|a| !self.outstanding.contains(&a))
         {
             return Err("the attempt in flight was already answered".into());
+        }
+        if core
+            .outstanding_call()
+            .is_some_and(|a| !self.outstanding.contains(&a))
+        {
+            return Err("the outstanding call was already answered or abandoned".into());
         }
         if let Some(snap) = core.snapshot() {
             // `Timestamp::MAX` stands for "never", even at the end of time

@@ -87,7 +87,7 @@ fn scripts() -> Vec<Script> {
         },
         Script {
             name: "acquire-during-refresh-waits",
-            about: "a request started while refreshing waits instead of going out with the stale token",
+            about: "a request started while refreshing a rejected token waits instead of going out with it",
             config: base,
             steps: vec![
                 (0, SetToken("t1".into(), None)),
@@ -150,7 +150,7 @@ fn scripts() -> Vec<Script> {
         },
         Script {
             name: "timeout-then-late-success",
-            about: "an attempt that misses its deadline counts as failed; its late success is still adopted (it carries the only valid refresh token)",
+            about: "an attempt that misses its soft deadline counts as failed but its call stays outstanding; its late success is still adopted (it carries the only valid refresh token)",
             config: |c| {
                 base(c);
                 c.refresh_timeout = Duration::from_secs(1);
@@ -165,8 +165,8 @@ fn scripts() -> Vec<Script> {
             ],
         },
         Script {
-            name: "late-result-after-new-generation",
-            about: "once the next attempt has made a new token, the late success of the timed-out attempt is ignored: one new generation per expiry",
+            name: "next-attempt-waits-for-the-late-call",
+            about: "after a soft timeout and its back-off the next attempt is queued behind the call still outstanding (one call at a time); the late error ends the call and the next attempt starts at once; answers for unknown or answered attempts are ignored",
             config: |c| {
                 base(c);
                 c.refresh_timeout = Duration::from_secs(1);
@@ -177,9 +177,10 @@ fn scripts() -> Vec<Script> {
                 (20, Reject(1)),
                 (1_020, Timeout),
                 (1_200, Timeout),
-                (1_250, RefreshOk(2, "t2".into(), None)),
-                (1_300, RefreshOk(1, "t-late".into(), None)),
-                (1_301, RefreshOk(2, "t-repeat".into(), None)),
+                (1_250, RefreshOk(2, "t-unknown".into(), None)),
+                (1_300, RefreshTransient(1)),
+                (1_350, RefreshOk(2, "t2".into(), None)),
+                (1_351, RefreshOk(2, "t-repeat".into(), None)),
             ],
         },
         Script {
@@ -224,15 +225,16 @@ fn scripts() -> Vec<Script> {
             ],
         },
         Script {
-            name: "proactive-refresh",
-            about: "a token with a known expiry is refreshed expiry_skew ahead of it; requests then wait for the new one",
+            name: "refresh-ahead-while-sending",
+            about: "a token with a known expiry is refreshed expiry_skew ahead of it, lazily: the first request past that time is sent with it and starts the refresh in the background; requests keep being sent with it until the new one comes",
             config: base,
             steps: vec![
                 (0, SetToken("t1".into(), Some(100_000))),
                 (10_000, Acquire(1)),
                 (75_000, Acquire(2)),
+                (75_050, Acquire(3)),
                 (75_100, RefreshOk(1, "t2".into(), Some(200_000))),
-                (75_200, Acquire(3)),
+                (75_200, Acquire(4)),
             ],
         },
         Script {
@@ -248,11 +250,12 @@ fn scripts() -> Vec<Script> {
         },
         Script {
             name: "attempt-timeouts-give-up",
-            about: "attempts that never answer time out; after the last one every waiter fails with a timeout error",
+            about: "calls that never answer are given up for good at the hard limit (here equal to the soft timeout), so the next attempt may start; after the last one every waiter fails with a timeout error and an answer of a dropped call is ignored",
             config: |c| {
                 base(c);
                 c.max_refresh_attempts = 2;
                 c.refresh_timeout = Duration::from_secs(1);
+                c.refresh_abandon_after = Duration::from_secs(1);
             },
             steps: vec![
                 (0, Acquire(1)),
@@ -317,6 +320,60 @@ fn scripts() -> Vec<Script> {
                 (60, Acquire(2)),
             ],
         },
+        Script {
+            name: "refresh-ahead-gives-up-quietly",
+            about: "a refresh ahead of expiry that runs out of attempts fails nobody: requests keep the usable token, the first after the cool-down starts a new background round; once the token is past its safety margin a request waits for a round, is failed with it when it gives up, and the next fails fast until the cool-down ends",
+            config: |c| {
+                base(c);
+                c.max_refresh_attempts = 1;
+                c.cooldown = Duration::from_secs(1);
+            },
+            steps: vec![
+                (0, SetToken("t1".into(), Some(100_000))),
+                (75_000, Acquire(1)),
+                (75_050, RefreshTransient(1)),
+                (75_100, Acquire(2)),
+                (76_100, Acquire(3)),
+                (76_150, RefreshTransient(2)),
+                (95_000, Acquire(4)),
+                (95_050, RefreshTransient(3)),
+                (95_100, Acquire(5)),
+            ],
+        },
+        Script {
+            name: "safety-margin",
+            about: "a token counts as expired safety_margin before its stated expiry: from then on requests wait for a refresh; a token with less life than the margin counts as expired on arrival",
+            config: |c| {
+                base(c);
+                c.expiry_skew = Duration::ZERO;
+                c.safety_margin = Duration::from_secs(2);
+            },
+            steps: vec![
+                (0, SetToken("t1".into(), Some(10_000))),
+                (7_999, Acquire(1)),
+                (8_000, Acquire(2)),
+                (8_050, RefreshOk(1, "t-short".into(), Some(9_000))),
+                (8_150, Timeout),
+                (8_200, RefreshOk(2, "t2".into(), Some(20_000))),
+            ],
+        },
+        Script {
+            name: "abandon-then-next-attempt",
+            about: "a call unanswered by refresh_abandon_after is given up for good (AbandonRefresh: the driver drops it) and the queued next attempt starts in the same step; the dropped call's answer is ignored",
+            config: |c| {
+                base(c);
+                c.refresh_timeout = Duration::from_secs(1);
+                c.refresh_abandon_after = Duration::from_secs(3);
+            },
+            steps: vec![
+                (0, Acquire(1)),
+                (1_000, Timeout),
+                (1_200, Timeout),
+                (3_000, Timeout),
+                (3_050, RefreshOk(1, "t-dropped".into(), None)),
+                (3_100, RefreshOk(2, "t1".into(), None)),
+            ],
+        },
     ]
 }
 
@@ -373,11 +430,13 @@ fn config_record(c: &Config) -> Value {
         "max_auth_retries": int(u64::from(c.max_auth_retries)),
         "max_refresh_attempts": int(u64::from(c.max_refresh_attempts)),
         "refresh_timeout_ms": ms(c.refresh_timeout),
+        "refresh_abandon_after_ms": ms(c.refresh_abandon_after),
         "backoff_initial_ms": ms(c.backoff_initial),
         "backoff_max_ms": ms(c.backoff_max),
         "cooldown_ms": ms(c.cooldown),
         "expiry_skew_ms": ms(c.expiry_skew),
         "skew_jitter_ms": ms(c.skew_jitter),
+        "safety_margin_ms": ms(c.safety_margin),
         "seed": int(c.seed),
     })
 }
@@ -506,6 +565,9 @@ fn observe(
         actions.push(match a {
             Action::StartRefresh { attempt } => {
                 variant("StartRefresh", json!({ "attempt": int(attempt.0) }))
+            }
+            Action::AbandonRefresh { attempt } => {
+                variant("AbandonRefresh", json!({ "attempt": int(attempt.0) }))
             }
             Action::Resume { id, lease } => {
                 let mut fields = lease_fields(&lease);
@@ -649,11 +711,13 @@ pub fn replay(text: &str) -> Result<usize, String> {
     config.max_auth_retries = get_int(&c["max_auth_retries"])? as u32;
     config.max_refresh_attempts = get_int(&c["max_refresh_attempts"])? as u32;
     config.refresh_timeout = ms("refresh_timeout_ms")?;
+    config.refresh_abandon_after = ms("refresh_abandon_after_ms")?;
     config.backoff_initial = ms("backoff_initial_ms")?;
     config.backoff_max = ms("backoff_max_ms")?;
     config.cooldown = ms("cooldown_ms")?;
     config.expiry_skew = ms("expiry_skew_ms")?;
     config.skew_jitter = ms("skew_jitter_ms")?;
+    config.safety_margin = ms("safety_margin_ms")?;
     config.seed = get_int(&c["seed"])?;
     let mut core: VCore = Core::new(config).map_err(|e| e.to_string())?;
     let mut leases = std::collections::BTreeMap::new();

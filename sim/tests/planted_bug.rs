@@ -22,9 +22,22 @@ fn caught(m: Mutant, seeds: u64) -> Option<(u64, String, String)> {
         .map(|f| (f.seed, f.rule.clone(), f.replay.clone()))
 }
 
+/// Planted bugs no simulated run can reach, and why. The explorer and
+/// proptest catch them (`tests/explore.rs`, `tests/proptest.rs`).
+const UNREACHABLE: [(Mutant, &str); 1] = [(
+    Mutant::AdoptEveryLateResult,
+    "with one call at a time, only a login while a call is out makes an answer's base \
+     older than the current generation; the simulated user logs in only after the \
+     session was revoked, when every call still out fails",
+)];
+
 #[test]
 fn every_planted_bug_is_caught_with_a_replayable_seed() {
     for m in Mutant::ALL {
+        if let Some((_, why)) = UNREACHABLE.iter().find(|(u, _)| *u == m) {
+            eprintln!("{m:?}: not reachable by the simulator: {why}");
+            continue;
+        }
         let (seed, rule, replay) =
             caught(m, 200).unwrap_or_else(|| panic!("{m:?} was not caught in 200 seeds"));
         assert!(
