@@ -205,6 +205,16 @@ export class Core {
     return !revoked && this.abandoned.has(attempt);
   }
 
+  /**
+   * Whether `lease` may still go out: its generation is current and the
+   * token is neither rejected nor expired. A front-end that queues a
+   * request for a connection checks this before it sends.
+   */
+  leaseUsable(now, lease) {
+    const t = this.token;
+    return lease.generation === this.gen && t !== null && freshAt(t, maxBig(this._now, now));
+  }
+
   /** A lease a fast path may hand out until `validUntil`, or null. */
   snapshot() {
     if (this.state.phase !== 'Idle' || !this.token || !usable(this.token, this._now)) return null;
