@@ -375,15 +375,14 @@ impl Script {
     /// # Examples
     ///
     /// ```
+    /// use serde_json::json;
+    /// use tokenflight::Config;
     /// use tokenflight_sim::script::{Input, Script};
     ///
-    /// let line = r#"{"config": {"max_waiters": 8, "max_auth_retries": 2,
-    ///   "max_refresh_attempts": 3, "refresh_timeout_ns": 10000000000,
-    ///   "backoff_initial_ns": 100000000, "backoff_max_ns": 5000000000,
-    ///   "cooldown_ns": 10000000000, "expiry_skew_ns": 30000000000,
-    ///   "skew_jitter_ns": 0, "seed": 7},
-    ///   "inputs": [{"now": {"#bigint": "5"}, "input": {"tag": "Acquire", "value": {"id": 1}}}]}"#;
-    /// let s = Script::parse(line).unwrap();
+    /// let mut v = Script { config: Config::default(), inputs: vec![] }.to_json();
+    /// v["inputs"] = json!([{"now": {"#bigint": "5"}, "input": {"tag": "Acquire", "value": {"id": 1}}}]);
+    /// let line = v.to_string();
+    /// let s = Script::parse(&line).unwrap();
     /// assert_eq!(s.inputs, vec![(5, Input::Acquire { id: 1 })]);
     /// assert_eq!(Script::parse("{").unwrap_err().kind(), "json");
     /// ```
