@@ -20,11 +20,15 @@
 
 pub mod flight;
 pub mod html;
+pub mod itf;
+pub mod oracle;
 mod queue;
+pub mod random_script;
 pub mod recipe;
 pub mod report;
 pub mod rng;
 pub mod scenario;
+pub mod script;
 pub mod server;
 pub mod swarm;
 pub mod timeline;
