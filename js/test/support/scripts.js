@@ -6,7 +6,7 @@
 // repeated answers, time going backwards).
 
 import { Core } from '../../src/core.js';
-import { U64_MAX } from '../../src/time.js';
+import { subSat, U64_MAX } from '../../src/time.js';
 import { int, option, variant } from '../../src/itf.js';
 import { Rng } from './rng.js';
 import { configToItf } from './trace.js';
@@ -60,8 +60,9 @@ export function randomScript(seed, maxLen = 40) {
   };
   const expiry = () => {
     if (rng.chance(0.4)) return null;
-    if (rng.chance(0.1)) return rng.chance(0.5) ? now : now - BigInt(rng.below(5)) * MS;
-    return now + duration(rng, 60_000) + 1n;
+    if (rng.chance(0.1)) return rng.chance(0.5) ? now : subSat(now, BigInt(rng.below(5)) * MS);
+    const e = now + duration(rng, 60_000) + 1n;
+    return e > U64_MAX ? U64_MAX : e;
   };
   for (let i = 0; i < len; i++) {
     const due = core.pollTimeout();
@@ -127,7 +128,7 @@ export function randomScript(seed, maxLen = 40) {
       core.setToken(now, { token, expiresAt: e });
       input = variant('SetToken', { token, expires_at: option(e) });
     } else {
-      const g = core.generation() - BigInt(rng.below(2));
+      const g = core.generation() - BigInt(rng.below(3)) + 1n;
       core.invalidate(now, g < 0n ? 0n : g);
       input = variant('Invalidate', { generation: int(g < 0n ? 0n : g) });
     }

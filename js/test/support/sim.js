@@ -9,9 +9,20 @@ import { join } from 'node:path';
 export const REPO = fileURLToPath(new URL('../../../', import.meta.url));
 
 let cached;
+const subs = new Map();
 
-/** {path} of a sim binary that has `oracle` and `judge`, or {missing: why}. */
-export function simBinary() {
+/** {path} of a sim binary with subcommand `sub`, or {missing: why}. */
+export function simBinary(sub = 'oracle') {
+  const bin = binary();
+  if (!bin.path) return bin;
+  if (!subs.has(sub)) {
+    const probe = spawnSync(bin.path, [sub, '--help'], { encoding: 'utf8' });
+    subs.set(sub, probe.status === 0 ? bin : { missing: `${bin.path} has no \`${sub}\` subcommand yet` });
+  }
+  return subs.get(sub);
+}
+
+function binary() {
   if (cached) return cached;
   let path = process.env.TOKENFLIGHT_SIM;
   if (!path) {
@@ -31,20 +42,13 @@ export function simBinary() {
     cached = { missing: `no sim binary at ${path}` };
     return cached;
   }
-  for (const sub of ['oracle', 'judge']) {
-    const probe = spawnSync(path, [sub, '--help'], { encoding: 'utf8' });
-    if (probe.status !== 0) {
-      cached = { missing: `${path} has no \`${sub}\` subcommand yet` };
-      return cached;
-    }
-  }
   cached = { path };
   return cached;
 }
 
 /** Runs `sim sub args` with `input` on stdin: {status, stdout, stderr}. */
 export function runSim(sub, input, args = []) {
-  const sim = simBinary();
+  const sim = simBinary(sub);
   if (!sim.path) throw new Error(sim.missing);
   const r = spawnSync(sim.path, [sub, ...args], { input, encoding: 'utf8', maxBuffer: 1 << 30 });
   if (r.error) throw r.error;
