@@ -21,6 +21,7 @@
 pub mod flight;
 pub mod html;
 pub mod itf;
+pub mod judge;
 pub mod oracle;
 mod queue;
 pub mod random_script;

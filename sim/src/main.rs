@@ -13,7 +13,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use tokenflight_sim::swarm::{self, Shape};
 use tokenflight_sim::{
-    html, oracle, random_script, report, vectors, AlgoReport, RunOptions, Scenario,
+    html, judge, oracle, random_script, report, vectors, AlgoReport, RunOptions, Scenario,
 };
 
 #[derive(Parser, Debug)]
@@ -90,6 +90,18 @@ enum Command {
         #[arg(long)]
         stats: bool,
     },
+    /// Judge: reads a front-end's event history (one JSON event per line)
+    /// on stdin and prints the checker's verdict on S1-S7 (and L1 with
+    /// `--heal`); exits 1 on a violation, 2 on malformed input.
+    Judge {
+        /// The history is complete (the faults healed and the run ended):
+        /// judge L1, every request that arrived must have ended.
+        #[arg(long)]
+        heal: bool,
+        /// Print the verdict as one JSON object.
+        #[arg(long)]
+        json: bool,
+    },
     /// Writes random scripts (one JSON object per line) for differential
     /// testing: the same seed, the same scripts.
     Scripts {
@@ -130,6 +142,7 @@ fn run(cli: Cli) -> Res<ExitCode> {
     }
     match &cli.command {
         Some(Command::Oracle { stats }) => return oracle_run(*stats),
+        Some(Command::Judge { heal, json }) => return judge_run(*heal, *json),
         Some(Command::Scripts { seed, count }) => {
             let mut out = BufWriter::new(std::io::stdout().lock());
             for script in random_script::draw_many(*seed, *count) {
@@ -247,6 +260,27 @@ fn run(cli: Cli) -> Res<ExitCode> {
         return Ok(ExitCode::FAILURE);
     }
     Ok(ExitCode::SUCCESS)
+}
+
+fn judge_run(heal: bool, json: bool) -> Res<ExitCode> {
+    match judge::judge(std::io::stdin().lock(), heal) {
+        Ok(verdict) => {
+            if json {
+                println!("{}", verdict.to_json());
+            } else {
+                print!("{verdict}");
+            }
+            Ok(ExitCode::from(u8::from(!verdict.ok())))
+        }
+        Err(e) => {
+            if json {
+                let v = serde_json::json!({"error": e.kind, "line": e.line, "detail": e.detail});
+                println!("{v}");
+            }
+            eprintln!("tokenflight-sim judge: {e}");
+            Ok(ExitCode::from(2))
+        }
+    }
 }
 
 fn oracle_run(stats: bool) -> Res<ExitCode> {

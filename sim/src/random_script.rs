@@ -315,7 +315,7 @@ fn draw_time(r: &mut Rng, now: u64, deadline: Option<u64>) -> u64 {
 /// assert!((20..=40).contains(&draw(3).inputs.len()));
 /// ```
 pub fn draw(seed: u64) -> Script {
-    let mut r = Rng::stream(seed, 0x5C21_97);
+    let mut r = Rng::stream(seed, 0x005C_2197);
     let config = draw_config(&mut r);
     let len = r.between(20, 40) as usize;
     // A core the core refuses still gets inputs (the oracle answers

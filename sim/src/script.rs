@@ -140,7 +140,8 @@ struct Field {
     set: fn(&mut Config, u64) -> Result<(), String>,
 }
 
-fn ns(d: Duration) -> u64 {
+/// A duration in whole nanoseconds (saturating), as the kit writes them.
+pub fn nanos(d: Duration) -> u64 {
     u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
 }
 
@@ -153,52 +154,82 @@ const FIELDS: [Field; 10] = [
     Field {
         name: "max_waiters",
         get: |c| c.max_waiters as u64,
-        set: |c, n| Ok(c.max_waiters = narrow(n, "max_waiters")?),
+        set: |c, n| {
+            c.max_waiters = narrow(n, "max_waiters")?;
+            Ok(())
+        },
     },
     Field {
         name: "max_auth_retries",
         get: |c| u64::from(c.max_auth_retries),
-        set: |c, n| Ok(c.max_auth_retries = narrow(n, "max_auth_retries")?),
+        set: |c, n| {
+            c.max_auth_retries = narrow(n, "max_auth_retries")?;
+            Ok(())
+        },
     },
     Field {
         name: "max_refresh_attempts",
         get: |c| u64::from(c.max_refresh_attempts),
-        set: |c, n| Ok(c.max_refresh_attempts = narrow(n, "max_refresh_attempts")?),
+        set: |c, n| {
+            c.max_refresh_attempts = narrow(n, "max_refresh_attempts")?;
+            Ok(())
+        },
     },
     Field {
         name: "refresh_timeout_ns",
-        get: |c| ns(c.refresh_timeout),
-        set: |c, n| Ok(c.refresh_timeout = Duration::from_nanos(n)),
+        get: |c| nanos(c.refresh_timeout),
+        set: |c, n| {
+            c.refresh_timeout = Duration::from_nanos(n);
+            Ok(())
+        },
     },
     Field {
         name: "backoff_initial_ns",
-        get: |c| ns(c.backoff_initial),
-        set: |c, n| Ok(c.backoff_initial = Duration::from_nanos(n)),
+        get: |c| nanos(c.backoff_initial),
+        set: |c, n| {
+            c.backoff_initial = Duration::from_nanos(n);
+            Ok(())
+        },
     },
     Field {
         name: "backoff_max_ns",
-        get: |c| ns(c.backoff_max),
-        set: |c, n| Ok(c.backoff_max = Duration::from_nanos(n)),
+        get: |c| nanos(c.backoff_max),
+        set: |c, n| {
+            c.backoff_max = Duration::from_nanos(n);
+            Ok(())
+        },
     },
     Field {
         name: "cooldown_ns",
-        get: |c| ns(c.cooldown),
-        set: |c, n| Ok(c.cooldown = Duration::from_nanos(n)),
+        get: |c| nanos(c.cooldown),
+        set: |c, n| {
+            c.cooldown = Duration::from_nanos(n);
+            Ok(())
+        },
     },
     Field {
         name: "expiry_skew_ns",
-        get: |c| ns(c.expiry_skew),
-        set: |c, n| Ok(c.expiry_skew = Duration::from_nanos(n)),
+        get: |c| nanos(c.expiry_skew),
+        set: |c, n| {
+            c.expiry_skew = Duration::from_nanos(n);
+            Ok(())
+        },
     },
     Field {
         name: "skew_jitter_ns",
-        get: |c| ns(c.skew_jitter),
-        set: |c, n| Ok(c.skew_jitter = Duration::from_nanos(n)),
+        get: |c| nanos(c.skew_jitter),
+        set: |c, n| {
+            c.skew_jitter = Duration::from_nanos(n);
+            Ok(())
+        },
     },
     Field {
         name: "seed",
         get: |c| c.seed,
-        set: |c, n| Ok(c.seed = n),
+        set: |c, n| {
+            c.seed = n;
+            Ok(())
+        },
     },
 ];
 
@@ -413,7 +444,7 @@ impl Script {
         for (i, step) in raw.iter().enumerate() {
             let now = step
                 .get("now")
-                .ok_or_else(|| format!("no now"))
+                .ok_or_else(|| "no now".to_string())
                 .and_then(get_int)
                 .map_err(|e| schema(format!("inputs[{i}].now: {e}")))?;
             let input = step
