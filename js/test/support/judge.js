@@ -14,13 +14,22 @@ export function verdict(history) {
     told = true;
     return null;
   }
-  return judge(history);
+  const v = judge(history, ['--heal', '--json']);
+  let parsed = null;
+  try {
+    parsed = JSON.parse(v.report.trim().split('\n')[0]);
+  } catch {
+    // not a verdict: malformed input (exit 2) prints a typed error instead
+  }
+  return { ...v, verdict: parsed };
 }
 
 /** The run must pass every rule. */
 export function assertJudged(history) {
   const v = verdict(history);
-  if (v) assert.equal(v.status, 0, `the judge failed the run:\n${v.report}\n${history.slice(0, 4000)}`);
+  if (!v) return;
+  assert.equal(v.status, 0, `the judge failed the run:\n${v.report}\n${history.slice(0, 4000)}`);
+  assert.ok(v.verdict.events > 1, 'the judge saw the run');
 }
 
 /** The run must fail, on one of `rules`; returns the rules it failed. */
@@ -28,17 +37,12 @@ export function assertCaught(history, rules) {
   const v = verdict(history);
   if (!v) return null;
   assert.equal(v.status, 1, `the judge passed (or could not read) the run:\n${v.report}`);
-  const failed = failedRules(v.report);
+  const failed = failedRules(v);
   assert.ok(rules.some((r) => failed.includes(r)), `expected one of ${rules} in the verdict, got ${failed}:\n${v.report}`);
   return failed;
 }
 
-/** The rules a verdict names with a non-zero count. */
-export function failedRules(report) {
-  const rules = new Set();
-  for (const m of report.matchAll(/\b(S1|S2|S3|S4|S5b|S5|S6|S7|L1)\b[^\n]*?(\d+)/g)) {
-    if (Number(m[2]) > 0) rules.add(m[1]);
-  }
-  for (const m of report.matchAll(/first violation[^\n]*?\b(S1|S2|S3|S4|S5b|S5|S6|S7|L1)\b/gi)) rules.add(m[1]);
-  return [...rules];
+/** The rules a verdict counts a violation of. */
+export function failedRules(v) {
+  return Object.entries(v.verdict?.counts ?? {}).filter(([, n]) => n > 0).map(([r]) => r);
 }
