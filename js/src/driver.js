@@ -150,6 +150,10 @@ export class Driver {
       if (a.type === 'StartRefresh') {
         this.record({ type: 'RefreshStarted', attempt: a.attempt });
         this.call(a.attempt);
+        if (this.mutant === 'CallRefresherTwice') {
+          this.record({ type: 'RefreshStarted', attempt: a.attempt });
+          this.call(a.attempt);
+        }
       } else if (a.type === 'AbandonRefresh') {
         this.drop(a.attempt);
       } else if (a.type === 'Resume') {

@@ -6,8 +6,9 @@
 export const MUTANT = Symbol.for('tokenflight.mutant');
 
 /**
- * Every planted bug: where it lives, the rule it breaks, and what is
- * expected to catch it (`vectors`, `differential`, `judge`).
+ * Every planted bug: where it lives (`core` or `front`) and what it breaks.
+ * `test/mutants.test.js` shows each is caught by the vectors, the
+ * differential test or the judge.
  */
 export const mutants = Object.freeze({
   // The reference core's own planted bugs, ported.
@@ -39,7 +40,7 @@ export const mutants = Object.freeze({
   RefreshBehindLimiter: { layer: 'front', breaks: 'L1: a request holds its slot while it waits; the refresh queues for one' },
   CancelForgetsCore: { layer: 'front', breaks: 'S4: a cancelled waiter is not removed from the core, then sent' },
   LazyDrain: { layer: 'front', breaks: 'L1: actions drained only on the next request, not after a timer' },
-  RetryWithOldToken: { layer: 'front', breaks: 'S5: a resumed request is re-sent with the token it was rejected with' },
+  CallRefresherTwice: { layer: 'front', breaks: 'S1: a retrying wrapper calls the refresher twice per StartRefresh' },
 });
 
 /** Names of the bugs planted in the given layer. */

@@ -109,3 +109,17 @@ export function differential({ count, seed0 = 0, batch = 4000, mutant = null, ke
 }
 
 export { stringify };
+
+/** `count` random scripts with the oracle's traces, to compare many cores against. */
+export function corpus(count, seed0 = 1_000_000) {
+  const scripts = [];
+  for (let s = 0; s < count; s++) scripts.push(randomScript(seed0 + s));
+  const traces = [];
+  for (let i = 0; i < count; i += 4000) traces.push(...oracle(scripts.slice(i, i + 4000).map(line)));
+  return { scripts, traces };
+}
+
+/** The index of the first script of the corpus the core with `mutant` disagrees on, or -1. */
+export function firstDisagreement({ scripts, traces }, mutant) {
+  return scripts.findIndex((s, i) => firstDifference(jsTrace(s, mutant), traces[i]) >= 0);
+}

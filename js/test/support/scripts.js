@@ -44,6 +44,13 @@ export function randomConfig(rng) {
 export function randomScript(seed, maxLen = 40) {
   const rng = new Rng(seed);
   const config = randomConfig(rng);
+  // One script in four dwells on tokens that expire, refreshes ahead of
+  // expiry that give up, and rejections naming waiting requests.
+  const ahead = rng.chance(0.25);
+  if (ahead) {
+    config.maxRefreshAttempts = 1 + rng.below(2);
+    config.expirySkew = BigInt(20 + rng.below(20)) * 1_000_000_000n;
+  }
   const core = new Core(config);
   const leases = new Map(); // id -> lease last given
   const attempts = []; // attempts started
@@ -59,20 +66,27 @@ export function randomScript(seed, maxLen = 40) {
     }
   };
   const expiry = () => {
-    if (rng.chance(0.4)) return null;
+    if (!ahead && rng.chance(0.4)) return null;
     if (rng.chance(0.1)) return rng.chance(0.5) ? now : subSat(now, BigInt(rng.below(5)) * MS);
     const e = now + duration(rng, 60_000) + 1n;
     return e > U64_MAX ? U64_MAX : e;
   };
+  if (ahead) {
+    const expiresAt = BigInt(30 + rng.below(30)) * 1_000_000_000n;
+    core.setToken(now, { token: 'login0', expiresAt });
+    inputs.push({ now: int(now), input: variant('SetToken', { token: 'login0', expires_at: option(expiresAt) }) });
+  }
   for (let i = 0; i < len; i++) {
     const due = core.pollTimeout();
     const r = rng.below(100);
     if (due !== null && r < 25) now = due > now ? due : now;
     else if (r < 30) now = now > 10n * MS ? now - BigInt(rng.below(10)) * MS : 0n;
-    else if (r < 60) now += BigInt(rng.below(3000)) * MS + BigInt(rng.below(1000));
-    else if (r < 65) now += duration(rng, 100_000);
+    else if (r < 60) now += BigInt(rng.below(ahead ? 500 : 3000)) * MS + BigInt(rng.below(1000));
+    else if (r < 65) now += ahead ? BigInt(rng.below(15_000)) * MS : duration(rng, 100_000);
     if (now > U64_MAX) now = U64_MAX;
-    const kind = rng.weighted({ Acquire: 30, Reject: 20, Cancel: 6, Refreshed: 22, Timeout: 12, SetToken: 5, Invalidate: 5 });
+    const kind = rng.weighted(ahead
+      ? { Acquire: 30, Reject: 15, Cancel: 3, Refreshed: 25, Timeout: 20, SetToken: 2, Invalidate: 1 }
+      : { Acquire: 30, Reject: 20, Cancel: 6, Refreshed: 22, Timeout: 12, SetToken: 5, Invalidate: 5 });
     let input;
     if (kind === 'Acquire') {
       const id = rng.chance(0.15) && nextId > 1n ? BigInt(1 + rng.below(Number(nextId - 1n))) : nextId++;
@@ -82,12 +96,14 @@ export function randomScript(seed, maxLen = 40) {
     } else if (kind === 'Reject') {
       let id;
       let lease;
-      if (leases.size > 0 && rng.chance(0.85)) {
+      if (leases.size > 0 && rng.chance(ahead ? 0.15 : 0.85)) {
         id = rng.pick([...leases.keys()]);
         lease = leases.get(id);
       } else {
-        id = rng.chance(0.5) && nextId > 1n ? BigInt(1 + rng.below(Number(nextId - 1n))) : nextId++;
-        const g = core.generation() + BigInt(rng.below(3)) - 1n;
+        const waiting = core.state.phase === 'Refreshing' ? [...core.state.waiters.keys()] : [];
+        if (waiting.length > 0 && rng.chance(ahead ? 0.9 : 0.5)) id = rng.pick(waiting);
+        else id = rng.chance(0.5) && nextId > 1n ? BigInt(1 + rng.below(Number(nextId - 1n))) : nextId++;
+        const g = ahead ? core.generation() : core.generation() + BigInt(rng.below(3)) - 1n;
         lease = { token: `forged`, generation: g < 0n ? 0n : g, send: rng.chance(0.1) ? 0xffff_ffff : rng.below(5) };
       }
       const n = core.reject(now, id, lease);
@@ -104,7 +120,7 @@ export function randomScript(seed, maxLen = 40) {
       if (out !== null && rng.chance(0.6)) attempt = out;
       else if (attempts.length > 0 && rng.chance(0.85)) attempt = rng.pick(attempts);
       else attempt = BigInt(rng.below(attempts.length + 3));
-      const which = rng.weighted({ Ok: 6, Transient: 3, Permanent: 1 });
+      const which = rng.weighted(ahead ? { Ok: 2, Transient: 6, Permanent: 1 } : { Ok: 6, Transient: 3, Permanent: 1 });
       let result;
       if (which === 'Ok') {
         const token = `t${++tokens}`;
