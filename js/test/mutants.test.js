@@ -10,7 +10,7 @@ import { corpus, firstDisagreement } from './support/differential.js';
 import { judgeMissing, verdict, failedRules } from './support/judge.js';
 import { scenarios } from './support/scenarios.js';
 import { simBinary } from './support/sim.js';
-import { loadVectors, replay } from './vectors.test.js';
+import { loadVectors, replay } from './support/vectors.js';
 
 const SCRIPTS = Number(process.env.TOKENFLIGHT_MUTANT_SCRIPTS ?? 12_000);
 const missing = simBinary('oracle').missing ?? judgeMissing;
