@@ -66,7 +66,11 @@ fn js_suite_passes() {
         .collect();
     say(&format!(
         "js: node {node}, npm {npm}: JS suite {} in {secs:.1} s ({})",
-        if out.status.success() { "passed" } else { "FAILED" },
+        if out.status.success() {
+            "passed"
+        } else {
+            "FAILED"
+        },
         summary.join("; ").replace("# ", "")
     ));
     assert!(
