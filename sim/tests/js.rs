@@ -25,6 +25,8 @@ fn version(tool: &str) -> Option<String> {
 }
 
 #[test]
+// Wall-clock time, read only to report how long the JS suite took.
+#[allow(clippy::disallowed_methods)]
 fn js_suite_passes() {
     let (Some(node), Some(npm)) = (version("node"), version("npm")) else {
         say("js: Node.js/npm not found, the JS suite (js/) was skipped");
