@@ -29,6 +29,48 @@ pub const VARS: [&str; 8] = [
     "waiters",
 ];
 
+/// Every input tag a trace may hold (`Init` is state 0's).
+pub const INPUT_TAGS: [&str; 8] = [
+    "Init",
+    "Acquire",
+    "Reject",
+    "Cancel",
+    "Refreshed",
+    "Timeout",
+    "SetToken",
+    "Invalidate",
+];
+
+/// Every answer tag.
+pub const ANSWER_TAGS: [&str; 5] = ["Send", "Wait", "Fail", "Cancelled", "None"];
+
+/// Every action tag.
+pub const ACTION_TAGS: [&str; 3] = ["StartRefresh", "Resume", "Fail"];
+
+/// Every phase.
+pub const PHASES: [&str; 3] = ["Idle", "Refreshing", "Failed"];
+
+/// Every error kind the oracle writes (an error it does not know would be
+/// written `Other`, which no trace may hold).
+pub const ERROR_KINDS: [&str; 8] = [
+    "RefreshUnavailable.Refresher",
+    "RefreshUnavailable.TimedOut",
+    "RefreshUnavailable.ExpiredOnArrival",
+    "LoginRequired",
+    "Overloaded",
+    "AuthRejected",
+    "DuplicateRequest",
+    "UnknownGeneration",
+];
+
+/// Every configuration error kind, in the order the core checks them.
+pub const CONFIG_ERROR_KINDS: [&str; 4] = [
+    "NoWaiters",
+    "NoRefreshAttempts",
+    "ZeroRefreshTimeout",
+    "BackoffInverted",
+];
+
 /// The kind of a [`ConfigError`] as the kit names it.
 pub fn config_error_kind(e: &ConfigError) -> &'static str {
     match e {
