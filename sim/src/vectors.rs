@@ -95,7 +95,7 @@ fn scripts() -> Vec<Script> {
         },
         Script {
             name: "acquire-during-refresh-waits",
-            about: "a request started while refreshing waits instead of going out with the stale token",
+            about: "a request that finds the token rejected while a refresh runs waits instead of going out with the known-bad token",
             config: base,
             steps: vec![
                 (0, SetToken("t1".into(), None)),
@@ -158,7 +158,7 @@ fn scripts() -> Vec<Script> {
         },
         Script {
             name: "timeout-then-late-success",
-            about: "an attempt that misses its deadline counts as failed; its late success is still adopted (it carries the only valid refresh token)",
+            about: "an attempt that misses its soft timeout counts as failed and backs off, but its call stays outstanding; its late success is still adopted (it was asked for the current generation, and with rotating refresh tokens it carries the only valid refresh token)",
             config: |c| {
                 base(c);
                 c.refresh_timeout = Duration::from_secs(1);
@@ -173,8 +173,8 @@ fn scripts() -> Vec<Script> {
             ],
         },
         Script {
-            name: "late-result-after-new-generation",
-            about: "once the next attempt has made a new token, the late success of the timed-out attempt is ignored: one new generation per expiry",
+            name: "backoff-ends-behind-outstanding-call",
+            about: "a round whose back-off ends while the timed-out call is still outstanding queues its next attempt (no second call, S1; the timer is the call's hard limit); an answer of an unknown attempt is ignored; the late error of the call ends it and the next attempt starts at once; a repeated answer is ignored",
             config: |c| {
                 base(c);
                 c.refresh_timeout = Duration::from_secs(1);
@@ -185,9 +185,10 @@ fn scripts() -> Vec<Script> {
                 (20, Reject(1)),
                 (1_020, Timeout),
                 (1_200, Timeout),
-                (1_250, RefreshOk(2, "t2".into(), None)),
-                (1_300, RefreshOk(1, "t-late".into(), None)),
-                (1_301, RefreshOk(2, "t-repeat".into(), None)),
+                (1_250, RefreshOk(2, "t-unknown".into(), None)),
+                (1_300, RefreshTransient(1)),
+                (1_350, RefreshOk(2, "t2".into(), None)),
+                (1_351, RefreshOk(2, "t-repeat".into(), None)),
             ],
         },
         Script {
@@ -233,14 +234,16 @@ fn scripts() -> Vec<Script> {
         },
         Script {
             name: "proactive-refresh",
-            about: "a token with a known expiry is refreshed expiry_skew ahead of it; requests then wait for the new one",
+            about: "a token with a known expiry is refreshed ahead of it in the background: no timer in Idle starts it; the first request at or after refresh_at is sent and starts the round; requests during it are sent with the usable token (S5b); nobody waits, nobody is resumed",
             config: base,
             steps: vec![
                 (0, SetToken("t1".into(), Some(100_000))),
                 (10_000, Acquire(1)),
+                (70_000, Timeout),
                 (75_000, Acquire(2)),
+                (75_050, Acquire(3)),
                 (75_100, RefreshOk(1, "t2".into(), Some(200_000))),
-                (75_200, Acquire(3)),
+                (75_200, Acquire(4)),
             ],
         },
         Script {
@@ -256,11 +259,12 @@ fn scripts() -> Vec<Script> {
         },
         Script {
             name: "attempt-timeouts-give-up",
-            about: "attempts that never answer time out; after the last one every waiter fails with a timeout error",
+            about: "calls that never answer: with refresh_abandon_after equal to refresh_timeout each is abandoned at its soft timeout (AbandonRefresh, then the attempt counts as failed); after the last one every waiter fails with a timeout error; an abandoned call's answer is ignored",
             config: |c| {
                 base(c);
                 c.max_refresh_attempts = 2;
                 c.refresh_timeout = Duration::from_secs(1);
+                c.refresh_abandon_after = Duration::from_secs(1);
             },
             steps: vec![
                 (0, Acquire(1)),
@@ -295,7 +299,10 @@ fn scripts() -> Vec<Script> {
         Script {
             name: "time-goes-backwards-expiry",
             about: "an answer given an earlier time than one already seen is judged at the latest time seen: a token that expired by then is expired on arrival",
-            config: base,
+            config: |c| {
+                base(c);
+                c.safety_margin = Duration::ZERO;
+            },
             steps: vec![
                 (0, SetToken("t1".into(), Some(1_000))),
                 (2_000, Acquire(1)),
@@ -326,7 +333,7 @@ fn scripts() -> Vec<Script> {
         },
         Script {
             name: "login-supersedes-refresh",
-            about: "a login during a refresh resumes the waiters at once; the superseded attempt's answer is ignored",
+            about: "a login during a refresh resumes the waiters at once and ends the round; the call stays outstanding (its hard limit is the timer) until its answer, asked for an older generation, is ignored and ends it",
             config: base,
             steps: vec![
                 (0, Acquire(1)),
@@ -379,7 +386,7 @@ fn scripts() -> Vec<Script> {
         },
         Script {
             name: "repeated-backoff-with-jitter",
-            about: "four failed attempts: the back-off doubles from backoff_initial (initial * 2^(failures-1)), capped at backoff_max, each with equal jitter half + up_to(d - half) from the seeded stream; the cool-down is jittered the same way",
+            about: "four failed attempts: the back-off doubles from backoff_initial (initial * 2^(failures-1)), capped at backoff_max, each with equal jitter half + up_to(d - half) from the seeded stream; the last attempt's soft timeout gives up; the cool-down is jittered the same way, and the round after it queues behind the call still outstanding",
             config: |c| {
                 base(c);
                 c.seed = 42;
@@ -414,6 +421,7 @@ fn scripts() -> Vec<Script> {
                 c.backoff_initial = Duration::from_nanos(1 << 62);
                 c.backoff_max = Duration::from_nanos(u64::MAX);
                 c.refresh_timeout = Duration::from_nanos(u64::MAX);
+                c.refresh_abandon_after = Duration::from_nanos(u64::MAX);
             },
             steps: vec![
                 (0, Acquire(1)),
@@ -479,53 +487,70 @@ fn scripts() -> Vec<Script> {
         },
         Script {
             name: "expiry-is-exclusive",
-            about: "a token whose expiry equals now is expired: a refreshed token expiring at the time of its answer is expired on arrival, and a timer fires at its exact deadline",
+            about: "usable means strictly before expiry minus the safety margin (5 s): a refreshed token whose expiry minus the margin equals the time of its answer is expired on arrival, and a timer fires at its exact deadline",
             config: |c| {
                 base(c);
                 c.max_refresh_attempts = 2;
             },
             steps: vec![
                 (0, Acquire(1)),
-                (50, RefreshOk(1, "t-now".into(), Some(50))),
+                (50, RefreshOk(1, "t-now".into(), Some(5_050))),
                 (150, Timeout),
                 (160, RefreshOk(2, "t1".into(), Some(160_000))),
             ],
         },
         Script {
-            name: "permanent-failure-revokes-late-answers",
-            about: "after a permanent failure a late success of a timed-out attempt is not adopted: the grant is gone",
+            name: "safety-margin",
+            about: "a token counts as expired safety_margin before its stated expiry: with a margin (15 s) above the skew (10 s) refresh_at is capped at the end of the usable time, so a request then waits; a refreshed token with less life than the margin is expired on arrival",
             config: |c| {
                 base(c);
-                c.refresh_timeout = Duration::from_secs(1);
+                c.expiry_skew = Duration::from_secs(10);
+                c.safety_margin = Duration::from_secs(15);
             },
             steps: vec![
-                (0, Acquire(1)),
-                (1_000, Timeout),
-                (1_200, Timeout),
-                (1_300, RefreshPermanent(2)),
-                (1_400, RefreshOk(1, "t-late".into(), None)),
-                (1_500, Acquire(2)),
+                (0, SetToken("t1".into(), Some(60_000))),
+                (44_999, Acquire(1)),
+                (45_000, Acquire(2)),
+                (45_010, RefreshOk(1, "t-short".into(), Some(60_010))),
+                (45_500, Timeout),
+                (45_600, RefreshOk(2, "t2".into(), Some(120_000))),
             ],
         },
         Script {
-            name: "late-error-ends-the-attempt",
-            about: "a late error of a timed-out attempt is ignored but ends that attempt: a later answer under the same id is not adopted",
+            name: "permanent-failure-ahead-keeps-token",
+            about: "a permanent failure of a refresh ahead of expiry fails nobody and goes Failed without a retry time: requests keep the usable token until it stops being usable, then fail with login-required; a login ends it",
+            config: base,
+            steps: vec![
+                (0, SetToken("t1".into(), Some(100_000))),
+                (75_000, Acquire(1)),
+                (75_100, RefreshPermanent(1)),
+                (80_000, Acquire(2)),
+                (95_000, Acquire(3)),
+                (96_000, SetToken("t2".into(), None)),
+                (96_001, Acquire(4)),
+            ],
+        },
+        Script {
+            name: "abandon-after-hard-limit",
+            about: "a call that never answers is given up for good at refresh_abandon_after (AbandonRefresh), and the round queued behind it starts its next attempt in the same step; the abandoned call's answer is ignored",
             config: |c| {
                 base(c);
                 c.refresh_timeout = Duration::from_secs(1);
+                c.refresh_abandon_after = Duration::from_secs(3);
             },
             steps: vec![
                 (0, Acquire(1)),
                 (1_000, Timeout),
-                (1_100, RefreshTransient(1)),
-                (1_150, RefreshOk(1, "t-again".into(), None)),
                 (1_200, Timeout),
-                (1_300, RefreshOk(2, "t1".into(), None)),
+                (2_999, Timeout),
+                (3_000, Timeout),
+                (3_001, RefreshOk(1, "t-dropped".into(), None)),
+                (3_002, RefreshOk(2, "t1".into(), None)),
             ],
         },
         Script {
             name: "refresh-ahead-gives-up-keeps-token",
-            about: "a refresh ahead of expiry that gives up while the token is still good fails no one: the token is used until it expires",
+            about: "a refresh ahead of expiry that gives up while the token is usable fails no one: Failed with a jittered retry time, requests keep the token; the first request after the retry time is sent and starts a new background round",
             config: |c| {
                 base(c);
                 c.max_refresh_attempts = 1;
@@ -536,22 +561,9 @@ fn scripts() -> Vec<Script> {
                 (75_000, Acquire(1)),
                 (75_100, RefreshTransient(1)),
                 (75_200, Acquire(2)),
-                (100_000, Acquire(3)),
-            ],
-        },
-        Script {
-            name: "duplicate-rejection-marks-bad",
-            about: "a rejection naming a request that is already waiting fails as a duplicate but still marks its generation bad, so a round that gives up does not hand the token out again",
-            config: |c| {
-                base(c);
-                c.max_refresh_attempts = 1;
-            },
-            steps: vec![
-                (0, SetToken("t1".into(), Some(100_000))),
-                (75_000, Acquire(1)),
-                (75_001, RejectWith(1, 1, 1)),
-                (75_100, RefreshTransient(1)),
-                (75_200, Acquire(2)),
+                (90_000, Acquire(3)),
+                (90_100, RefreshOk(2, "t2".into(), Some(200_000))),
+                (90_200, Acquire(4)),
             ],
         },
     ]

@@ -5,7 +5,7 @@
 //! port author could plausibly get the spec wrong, and the vectors must
 //! catch every one.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 use serde_json::{json, Value};
 use tokenflight::Config;
@@ -36,12 +36,11 @@ pub(crate) enum Bug {
     BackoffWraps,
     /// Resume/Fail in the order requests joined, not by ascending id.
     JoinOrder,
-    /// A late error leaves its attempt adoptable.
-    LateErrorKeepsAttempt,
+    /// A late error does not end the outstanding call, so a round queued
+    /// behind it waits for the hard limit.
+    LateErrorKeepsCall,
     /// `invalidate(0)` before any token starts a refresh.
     InvalidateBeforeToken,
-    /// A duplicate rejection (of a waiting id) does not mark the token bad.
-    DuplicateRejectionHarmless,
     /// Times kept in milliseconds.
     Milliseconds,
     /// Refresh ahead without the half-life floor.
@@ -56,14 +55,12 @@ pub(crate) enum Bug {
     RetryBudgetOffByOne,
     /// `max_waiters` allows one waiter too many.
     WaitersOffByOne,
-    /// A late success is adopted after a permanent failure.
-    AdoptAfterPermanent,
     /// A lease of a generation never issued is taken as the current one.
     NoUnknownGeneration,
     /// The cool-down is not jittered.
     CooldownUnjittered,
-    /// Giving up discards a token that is still good.
-    GiveUpDropsGoodToken,
+    /// While `Failed`, a request fails fast even if the token is usable.
+    FailedFailsUsable,
     /// A stale rejection (older generation) starts a refresh.
     StaleRejectionRefreshes,
     /// A token rejected by the server is handed out again until it expires.
@@ -72,10 +69,26 @@ pub(crate) enum Bug {
     LoginKeepsWaiters,
     /// A cancel of a waiter also drops the next one.
     CancelDropsNext,
+    /// The next attempt starts while the timed-out call is still out.
+    StartBesideCall,
+    /// A request that finds a usable token during a refresh waits.
+    ParkWhileUsable,
+    /// No safety margin: a token is usable until its stated expiry.
+    NoSafetyMargin,
+    /// `refresh_at` is not capped at the end of the usable time.
+    RefreshAtUncapped,
+    /// `poll_timeout` forgets the outstanding call's hard limit.
+    TimeoutIgnoresAbandon,
+    /// A login ends the outstanding call, so a new round starts at once.
+    LoginEndsCall,
+    /// A late success is adopted whatever generation it was asked for.
+    AdoptAnyBase,
+    /// The refresh ahead is started by a timer, not by the first request.
+    EagerRefreshAhead,
 }
 
 impl Bug {
-    pub(crate) const ALL: [Bug; 28] = [
+    pub(crate) const ALL: [Bug; 34] = [
         Bug::JitterStateAfterSeed,
         Bug::SkewOwnStream,
         Bug::EqualJitterHalfHalf,
@@ -86,9 +99,8 @@ impl Bug {
         Bug::BackoffOneTooMany,
         Bug::BackoffWraps,
         Bug::JoinOrder,
-        Bug::LateErrorKeepsAttempt,
+        Bug::LateErrorKeepsCall,
         Bug::InvalidateBeforeToken,
-        Bug::DuplicateRejectionHarmless,
         Bug::Milliseconds,
         Bug::NoHalfLifeFloor,
         Bug::TrustBackwardsTime,
@@ -96,14 +108,21 @@ impl Bug {
         Bug::TimerBoundary,
         Bug::RetryBudgetOffByOne,
         Bug::WaitersOffByOne,
-        Bug::AdoptAfterPermanent,
         Bug::NoUnknownGeneration,
         Bug::CooldownUnjittered,
-        Bug::GiveUpDropsGoodToken,
+        Bug::FailedFailsUsable,
         Bug::StaleRejectionRefreshes,
         Bug::HandOutRejected,
         Bug::LoginKeepsWaiters,
         Bug::CancelDropsNext,
+        Bug::StartBesideCall,
+        Bug::ParkWhileUsable,
+        Bug::NoSafetyMargin,
+        Bug::RefreshAtUncapped,
+        Bug::TimeoutIgnoresAbandon,
+        Bug::LoginEndsCall,
+        Bug::AdoptAnyBase,
+        Bug::EagerRefreshAhead,
     ];
 }
 
@@ -150,32 +169,45 @@ struct Cfg {
     max_sends: u64,
     max_refresh_attempts: u64,
     refresh_timeout: u64,
+    abandon_after: u64,
     backoff_initial: u64,
     backoff_max: u64,
     cooldown: u64,
     expiry_skew: u64,
     skew_jitter: u64,
+    safety_margin: u64,
 }
 
 struct Current {
     token: String,
-    expires_at: Option<u64>,
+    usable_until: Option<u64>,
     refresh_at: Option<u64>,
     rejected: bool,
 }
 
 impl Current {
-    fn fresh_at(&self, now: u64) -> bool {
-        !self.rejected && self.expires_at.is_none_or(|e| now < e)
+    fn unexpired(&self, now: u64) -> bool {
+        self.usable_until.is_none_or(|u| now < u)
     }
     fn usable(&self, now: u64) -> bool {
-        self.fresh_at(now) && self.refresh_at.is_none_or(|r| now < r)
+        !self.rejected && self.unexpired(now)
+    }
+    fn due(&self, now: u64) -> bool {
+        self.usable(now) && self.refresh_at.is_some_and(|r| now >= r)
     }
 }
 
 enum Step {
     InFlight { attempt: u64, deadline: u64 },
     BackingOff { retry_at: u64 },
+    Queued,
+}
+
+#[derive(Clone, Copy)]
+struct Call {
+    attempt: u64,
+    base: u64,
+    abandon_at: u64,
 }
 
 enum St {
@@ -206,7 +238,7 @@ pub(crate) struct Port {
     generation: u64,
     st: St,
     last_attempt: u64,
-    abandoned: BTreeSet<u64>,
+    call: Option<Call>,
     actions: Vec<Value>,
     jitter: Jitter,
     skew: Jitter,
@@ -224,6 +256,7 @@ impl Port {
         if c.max_waiters == 0
             || c.max_refresh_attempts == 0
             || c.refresh_timeout.is_zero()
+            || c.refresh_abandon_after < c.refresh_timeout
             || c.backoff_initial > c.backoff_max
         {
             return None;
@@ -240,18 +273,24 @@ impl Port {
                 max_sends: u64::from(c.max_auth_retries.saturating_add(1)),
                 max_refresh_attempts: u64::from(c.max_refresh_attempts),
                 refresh_timeout: ns(c.refresh_timeout),
+                abandon_after: ns(c.refresh_abandon_after),
                 backoff_initial: ns(c.backoff_initial),
                 backoff_max: ns(c.backoff_max),
                 cooldown: ns(c.cooldown),
                 expiry_skew: ns(c.expiry_skew),
                 skew_jitter: ns(c.skew_jitter),
+                safety_margin: if bug == Some(Bug::NoSafetyMargin) {
+                    0
+                } else {
+                    ns(c.safety_margin)
+                },
             },
             now: 0,
             token: None,
             generation: 0,
             st: St::Idle,
             last_attempt: 0,
-            abandoned: BTreeSet::new(),
+            call: None,
             actions: Vec::new(),
             jitter: Jitter { state: seed },
             skew: Jitter {
@@ -308,11 +347,6 @@ impl Port {
             return Next::Fail(err("UnknownGeneration"));
         }
         let stale = generation < self.generation;
-        let duplicate =
-            matches!(&self.st, St::Refreshing { waiters, .. } if waiters.contains_key(&id));
-        if duplicate && self.is(Bug::DuplicateRejectionHarmless) {
-            return Next::Fail(err("DuplicateRequest"));
-        }
         if !stale || self.is(Bug::StaleRejectionRefreshes) {
             if let Some(c) = &mut self.token {
                 c.rejected = true;
@@ -333,52 +367,87 @@ impl Port {
     }
 
     fn route(&mut self, now: u64, id: u64, sends: u32) -> Next {
+        let failed_first = self.is(Bug::FailedFailsUsable);
+        let park = self.is(Bug::ParkWhileUsable) && matches!(self.st, St::Refreshing { .. });
+        if let St::Failed { error, retry_at } = &self.st {
+            if failed_first && retry_at.is_none_or(|at| now < at) {
+                return Next::Fail(error.clone());
+            }
+        }
+        if let Some(c) = &self.token {
+            let handout = c.usable(now) || (self.is(Bug::HandOutRejected) && c.unexpired(now));
+            if handout && !park {
+                if self.due_ahead(now) {
+                    self.start_round(now, BTreeMap::new());
+                }
+                return Next::Send(sends.saturating_add(1));
+            }
+        }
         let limit = if self.is(Bug::WaitersOffByOne) {
             self.cfg.max_waiters + 1
         } else {
             self.cfg.max_waiters
         };
-        if let St::Refreshing { waiters, .. } = &mut self.st {
-            if waiters.contains_key(&id) {
-                return Next::Fail(err("DuplicateRequest"));
+        match &mut self.st {
+            St::Refreshing { waiters, .. } => {
+                if waiters.contains_key(&id) {
+                    return Next::Fail(err("DuplicateRequest"));
+                }
+                if waiters.len() as u64 >= limit {
+                    return Next::Fail(err("Overloaded"));
+                }
+                self.joins += 1;
+                waiters.insert(id, (sends, self.joins));
+                Next::Wait
             }
-            if waiters.len() as u64 >= limit {
-                return Next::Fail(err("Overloaded"));
+            St::Failed { error, retry_at } if retry_at.is_none_or(|at| now < at) => {
+                Next::Fail(error.clone())
             }
-            self.joins += 1;
-            waiters.insert(id, (sends, self.joins));
-            return Next::Wait;
-        }
-        if let St::Failed { error, retry_at } = &self.st {
-            if retry_at.is_none_or(|at| now < at) {
-                return Next::Fail(error.clone());
-            }
-        } else if let Some(c) = &self.token {
-            let handout = c.usable(now)
-                || (self.is(Bug::HandOutRejected)
-                    && c.expires_at.is_none_or(|e| now < e)
-                    && c.refresh_at.is_none_or(|r| now < r));
-            if handout {
-                return Next::Send(sends.saturating_add(1));
+            St::Idle | St::Failed { .. } => {
+                self.joins += 1;
+                self.start_round(now, BTreeMap::from([(id, (sends, self.joins))]));
+                Next::Wait
             }
         }
-        self.joins += 1;
-        self.start_round(now, BTreeMap::from([(id, (sends, self.joins))]));
-        Next::Wait
+    }
+
+    fn due_ahead(&self, now: u64) -> bool {
+        match &self.st {
+            St::Idle => self.token.as_ref().is_some_and(|c| c.due(now)),
+            St::Failed {
+                retry_at: Some(at), ..
+            } => now >= *at,
+            _ => false,
+        }
     }
 
     fn start_round(&mut self, now: u64, waiters: BTreeMap<u64, (u32, u64)>) {
         self.st = St::Refreshing {
             waiters,
             failures: 0,
-            step: Step::BackingOff { retry_at: now },
+            step: Step::Queued,
         };
+        self.next_attempt(now);
+    }
+
+    fn next_attempt(&mut self, now: u64) {
+        if self.call.is_some() && !self.is(Bug::StartBesideCall) {
+            if let St::Refreshing { step, .. } = &mut self.st {
+                *step = Step::Queued;
+            }
+            return;
+        }
         self.start_attempt(now);
     }
 
     fn start_attempt(&mut self, now: u64) {
         self.last_attempt = self.last_attempt.saturating_add(1);
         let attempt = self.last_attempt;
+        self.call = Some(Call {
+            attempt,
+            base: self.generation,
+            abandon_at: now.saturating_add(self.cfg.abandon_after),
+        });
         let deadline = now.saturating_add(self.cfg.refresh_timeout);
         if let St::Refreshing { step, .. } = &mut self.st {
             *step = Step::InFlight { attempt, deadline };
@@ -397,16 +466,26 @@ impl Port {
         }
     }
 
+    /// No longer usable on arrival: expired, or within the safety margin.
     fn expired(&self, expires_at: Option<u64>, now: u64) -> bool {
+        let m = self.cfg.safety_margin;
         if self.is(Bug::ExpiryBoundary) {
-            expires_at.is_some_and(|e| e < now)
+            expires_at.is_some_and(|e| e.saturating_sub(m) < now)
         } else {
-            expires_at.is_some_and(|e| e <= now)
+            expires_at.is_some_and(|e| e.saturating_sub(m) <= now)
         }
     }
 
     fn refreshed(&mut self, now: u64, attempt: u64, result: &RefreshResult) {
         let now = self.advance(now);
+        let Some(call) = self.call.filter(|c| c.attempt == attempt) else {
+            return;
+        };
+        let late_error =
+            !matches!(result, RefreshResult::Ok { .. }) && self.in_flight() != Some(attempt);
+        if !(late_error && self.is(Bug::LateErrorKeepsCall)) {
+            self.call = None;
+        }
         if self.in_flight() == Some(attempt) {
             match result {
                 RefreshResult::Ok { expires_at, .. } if self.expired(*expires_at, now) => {
@@ -426,39 +505,53 @@ impl Port {
             }
             return;
         }
-        let late =
-            if self.is(Bug::LateErrorKeepsAttempt) && !matches!(result, RefreshResult::Ok { .. }) {
-                false
-            } else {
-                self.abandoned.remove(&attempt)
-            };
-        let revoked = matches!(self.st, St::Failed { retry_at: None, .. })
-            && !self.is(Bug::AdoptAfterPermanent);
-        if let (true, false, RefreshResult::Ok { token, expires_at }) = (late, revoked, result) {
-            if !self.expired(*expires_at, now) {
+        let for_current = call.base == self.generation || self.is(Bug::AdoptAnyBase);
+        let revoked = matches!(self.st, St::Failed { retry_at: None, .. });
+        match result {
+            RefreshResult::Ok { token, expires_at }
+                if for_current && !revoked && !self.expired(*expires_at, now) =>
+            {
                 self.install(now, token, *expires_at);
                 self.settle(now);
+            }
+            _ => {
+                if matches!(
+                    self.st,
+                    St::Refreshing {
+                        step: Step::Queued,
+                        ..
+                    }
+                ) && self.call.is_none()
+                {
+                    self.start_attempt(now);
+                }
             }
         }
     }
 
     fn timeout(&mut self, now: u64) {
         let now = self.advance(now);
+        if let Some(call) = self.call.filter(|c| now >= c.abandon_at) {
+            self.call = None;
+            self.actions.push(variant(
+                "AbandonRefresh",
+                json!({ "attempt": int(call.attempt) }),
+            ));
+        }
+        if self.is(Bug::EagerRefreshAhead) && matches!(self.st, St::Idle) && self.due_ahead(now) {
+            self.start_round(now, BTreeMap::new());
+            return;
+        }
         let boundary = self.is(Bug::TimerBoundary);
         let St::Refreshing { step, .. } = &self.st else {
             return;
         };
         match *step {
-            Step::InFlight { attempt, deadline }
-                if now > deadline || (now == deadline && !boundary) =>
-            {
-                self.abandoned.insert(attempt);
-                if self.abandoned.len() as u64 > self.cfg.max_refresh_attempts {
-                    self.abandoned.pop_first();
-                }
+            Step::InFlight { deadline, .. } if now > deadline || (now == deadline && !boundary) => {
                 self.attempt_failed(now, "RefreshUnavailable.TimedOut");
             }
-            Step::BackingOff { retry_at } if now >= retry_at => self.start_attempt(now),
+            Step::BackingOff { retry_at } if now >= retry_at => self.next_attempt(now),
+            Step::Queued if self.call.is_none() => self.start_attempt(now),
             _ => {}
         }
     }
@@ -491,12 +584,6 @@ impl Port {
             if let St::Refreshing { step, .. } = &mut self.st {
                 *step = Step::BackingOff { retry_at };
             }
-            return;
-        }
-        let keep = !self.is(Bug::GiveUpDropsGoodToken);
-        if let Some(c) = self.token.as_mut().filter(|c| keep && c.fresh_at(now)) {
-            c.refresh_at = None;
-            self.settle(now);
             return;
         }
         let cool = if self.is(Bug::CooldownUnjittered) {
@@ -545,29 +632,32 @@ impl Port {
 
     fn install(&mut self, now: u64, token: &str, expires_at: Option<u64>) {
         self.generation = self.generation.saturating_add(1);
-        self.abandoned.clear();
+        let expires_at = expires_at.map(|e| {
+            if self.is(Bug::Milliseconds) {
+                e / 1_000_000 * 1_000_000
+            } else {
+                e
+            }
+        });
+        let usable_until = expires_at.map(|e| e.saturating_sub(self.cfg.safety_margin));
         let refresh_at = expires_at.map(|e| {
             let login_expired = e <= now;
             let draw = !(self.is(Bug::NoSkewForExpiredLogin) && login_expired);
             let jitter = if draw { self.skew_draw() } else { 0 };
             let skew = self.cfg.expiry_skew.saturating_add(jitter);
             let life = e.saturating_sub(now);
-            let ahead = e.saturating_sub(skew);
-            if self.is(Bug::NoHalfLifeFloor) {
-                ahead
-            } else {
-                ahead.max(now.saturating_add(life - life / 2))
+            let mut ahead = e.saturating_sub(skew);
+            if !self.is(Bug::NoHalfLifeFloor) {
+                ahead = ahead.max(now.saturating_add(life - life / 2));
+            }
+            match usable_until {
+                Some(u) if !self.is(Bug::RefreshAtUncapped) => ahead.min(u),
+                _ => ahead,
             }
         });
         self.token = Some(Current {
             token: token.to_string(),
-            expires_at: expires_at.map(|e| {
-                if self.is(Bug::Milliseconds) {
-                    e / 1_000_000 * 1_000_000
-                } else {
-                    e
-                }
-            }),
+            usable_until,
             refresh_at,
             rejected: false,
         });
@@ -578,7 +668,7 @@ impl Port {
             St::Refreshing { waiters, .. } => waiters,
             _ => BTreeMap::new(),
         };
-        let usable = self.token.as_ref().is_some_and(|c| c.fresh_at(now));
+        let usable = self.token.as_ref().is_some_and(|c| c.usable(now));
         if !usable {
             if !waiters.is_empty() {
                 self.start_round(now, waiters);
@@ -595,6 +685,9 @@ impl Port {
     fn set_token(&mut self, now: u64, token: &str, expires_at: Option<u64>) {
         let now = self.advance(now);
         self.install(now, token, expires_at);
+        if self.is(Bug::LoginEndsCall) {
+            self.call = None;
+        }
         if self.is(Bug::LoginKeepsWaiters) && matches!(self.st, St::Refreshing { .. }) {
             return;
         }
@@ -630,14 +723,40 @@ impl Port {
         removed
     }
 
+    /// Until when a fast path may hand out the token without asking.
+    fn valid_until(&self) -> Option<u64> {
+        let c = self.token.as_ref().filter(|c| c.usable(self.now))?;
+        let usable_until = c.usable_until.unwrap_or(u64::MAX);
+        let until = match &self.st {
+            St::Idle if !self.is(Bug::RefreshAtUncapped) => {
+                c.refresh_at.map_or(usable_until, |r| r.min(usable_until))
+            }
+            St::Idle => c.refresh_at.unwrap_or(usable_until),
+            St::Failed {
+                retry_at: Some(at), ..
+            } => usable_until.min(*at),
+            _ => usable_until,
+        };
+        (self.now < until).then_some(until)
+    }
+
     fn timeout_value(&self) -> Value {
-        match &self.st {
+        let round = match &self.st {
             St::Refreshing { step, .. } => match step {
-                Step::InFlight { deadline, .. } => option(Some(*deadline)),
-                Step::BackingOff { retry_at } => option(Some(*retry_at)),
+                Step::InFlight { deadline, .. } => Some(*deadline),
+                Step::BackingOff { retry_at } => Some(*retry_at),
+                Step::Queued => None,
             },
-            _ => option(None),
-        }
+            _ => None,
+        };
+        let abandon = self
+            .call
+            .filter(|_| !self.is(Bug::TimeoutIgnoresAbandon))
+            .map(|c| c.abandon_at);
+        option(match (round, abandon) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        })
     }
 
     fn observe(&mut self, index: usize, now: u64, input: Value, answer: Value) -> Value {
@@ -660,6 +779,8 @@ impl Port {
             "phase": phase,
             "generation": int(self.generation),
             "waiters": int(waiters),
+            "outstanding": option(self.call.map(|c| c.attempt)),
+            "valid_until": option(self.valid_until()),
         })
     }
 
