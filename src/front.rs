@@ -707,13 +707,21 @@ impl<T, E, W> Board<T, E, W> {
         let mut answers = Vec::new();
         while let Some(action) = self.core.poll_action() {
             match action {
-                // The front-ends run the attempt that `Core::in_flight`
+                // The front-ends run the call that `Core::outstanding_call`
                 // names, which is this one until it ends.
                 Action::StartRefresh { attempt } => {
                     debug!(
                         attempt = attempt.0,
                         replacing = self.core.generation().0,
                         "refresh attempt starts"
+                    );
+                }
+                // The front-ends drop the abandoned call's future: it is no
+                // longer `Core::outstanding_call`.
+                Action::AbandonRefresh { attempt } => {
+                    debug!(
+                        attempt = attempt.0,
+                        "refresh call abandoned: no answer in time"
                     );
                 }
                 Action::Resume { id, lease } => answers.push((id, Ok(lease))),

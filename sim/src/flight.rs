@@ -40,6 +40,9 @@ impl fmt::Display for SimError {
     }
 }
 
+/// How many rules the checker judges.
+pub(crate) const RULES: usize = tokenflight::check::Rule::ALL.len();
+
 /// The core type the simulator drives.
 pub type SimCore = Core<Tok, SimError>;
 
@@ -125,18 +128,22 @@ impl Flight {
                     let call = w.send_refresh(self.rt, self.current);
                     self.attempts.insert(call, attempt);
                 }
+                // The call is given up for good: its future is dropped, so an
+                // answer that still comes is not reported.
+                Action::AbandonRefresh { attempt } => {
+                    let calls: Vec<u32> = self
+                        .attempts
+                        .iter()
+                        .filter(|(_, a)| **a == attempt)
+                        .map(|(c, _)| *c)
+                        .collect();
+                    for call in calls {
+                        self.attempts.remove(&call);
+                        w.abandon(call);
+                    }
+                }
                 Action::Resume { id, lease } => self.send(w, id.0 as u32, lease),
                 Action::Fail { id, error } => self.fail(w, id.0 as u32, &error),
-            }
-        }
-        // Calls whose attempt the core no longer waits for (timed out, or
-        // superseded by a new token) are abandoned: their answers may still
-        // come and are still reported, but the client no longer counts on
-        // them.
-        let in_flight = self.rec.core().in_flight();
-        for (&call, &attempt) in &self.attempts {
-            if Some(attempt) != in_flight {
-                w.abandon(call);
             }
         }
         let due = self.rec.poll_timeout().map(Timestamp::as_nanos);
@@ -248,7 +255,7 @@ impl Algorithm for Flight {
         self.pump(w, adopted, before);
     }
 
-    fn finish(&mut self, w: &mut World) -> (Vec<Finding>, [u64; 8]) {
+    fn finish(&mut self, w: &mut World) -> (Vec<Finding>, [u64; RULES]) {
         self.rec.finish();
         if w.tracing() {
             for (_, event) in self.rec.take_log() {

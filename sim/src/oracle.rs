@@ -18,7 +18,7 @@ use crate::script::{config_record, input_value, Input, RefreshResult, Script};
 type OCore = Core<String, String>;
 
 /// The state variables of a trace, in the order every state lists them.
-pub const VARS: [&str; 8] = [
+pub const VARS: [&str; 10] = [
     "now",
     "input",
     "answer",
@@ -27,6 +27,51 @@ pub const VARS: [&str; 8] = [
     "phase",
     "generation",
     "waiters",
+    "outstanding",
+    "valid_until",
+];
+
+/// Every input tag a trace may hold (`Init` is state 0's).
+pub const INPUT_TAGS: [&str; 8] = [
+    "Init",
+    "Acquire",
+    "Reject",
+    "Cancel",
+    "Refreshed",
+    "Timeout",
+    "SetToken",
+    "Invalidate",
+];
+
+/// Every answer tag.
+pub const ANSWER_TAGS: [&str; 5] = ["Send", "Wait", "Fail", "Cancelled", "None"];
+
+/// Every action tag.
+pub const ACTION_TAGS: [&str; 4] = ["StartRefresh", "AbandonRefresh", "Resume", "Fail"];
+
+/// Every phase.
+pub const PHASES: [&str; 3] = ["Idle", "Refreshing", "Failed"];
+
+/// Every error kind the oracle writes (an error it does not know would be
+/// written `Other`, which no trace may hold).
+pub const ERROR_KINDS: [&str; 8] = [
+    "RefreshUnavailable.Refresher",
+    "RefreshUnavailable.TimedOut",
+    "RefreshUnavailable.ExpiredOnArrival",
+    "LoginRequired",
+    "Overloaded",
+    "AuthRejected",
+    "DuplicateRequest",
+    "UnknownGeneration",
+];
+
+/// Every configuration error kind, in the order the core checks them.
+pub const CONFIG_ERROR_KINDS: [&str; 5] = [
+    "NoWaiters",
+    "NoRefreshAttempts",
+    "ZeroRefreshTimeout",
+    "AbandonBeforeTimeout",
+    "BackoffInverted",
 ];
 
 /// The kind of a [`ConfigError`] as the kit names it.
@@ -35,6 +80,7 @@ pub fn config_error_kind(e: &ConfigError) -> &'static str {
         ConfigError::NoWaiters => "NoWaiters",
         ConfigError::NoRefreshAttempts => "NoRefreshAttempts",
         ConfigError::ZeroRefreshTimeout => "ZeroRefreshTimeout",
+        ConfigError::AbandonBeforeTimeout { .. } => "AbandonBeforeTimeout",
         ConfigError::BackoffInverted { .. } => "BackoffInverted",
         _ => "Other",
     }
@@ -140,6 +186,11 @@ impl Out<'_> {
         match a {
             Action::StartRefresh { attempt } => self
                 .tag("StartRefresh")
+                .raw("{\"attempt\":")
+                .int(attempt.0)
+                .raw("}}"),
+            Action::AbandonRefresh { attempt } => self
+                .tag("AbandonRefresh")
                 .raw("{\"attempt\":")
                 .int(attempt.0)
                 .raw("}}"),
@@ -262,6 +313,10 @@ fn state(
         .int(core.generation().0)
         .raw(",\"waiters\":")
         .int(core.waiters() as u64)
+        .raw(",\"outstanding\":")
+        .opt(core.outstanding_call().map(|a| a.0))
+        .raw(",\"valid_until\":")
+        .opt(core.snapshot().map(|s| s.valid_until.as_nanos()))
         .raw("}");
 }
 

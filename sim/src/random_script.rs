@@ -54,6 +54,18 @@ fn draw_config(r: &mut Rng) -> Config {
     c.max_auth_retries = r.pick(&[0, 1, 2, 3, u32::MAX]);
     c.max_refresh_attempts = r.pick(&[1, 2, 3, 4, 40]);
     c.refresh_timeout = Duration::from_nanos(r.between(1, 400 * MS));
+    c.refresh_abandon_after = match r.below(4) {
+        0 => c.refresh_timeout,
+        1 => Duration::from_nanos(u64::MAX),
+        _ => c
+            .refresh_timeout
+            .saturating_add(Duration::from_nanos(r.below(800 * MS))),
+    };
+    c.safety_margin = match r.below(4) {
+        0 => Duration::ZERO,
+        1 => draw_duration(r, 2_000),
+        _ => Duration::from_nanos(r.below(50 * MS)),
+    };
     c.backoff_initial = draw_duration(r, 50);
     c.backoff_max = if r.chance(0.3) {
         c.backoff_initial
@@ -69,10 +81,13 @@ fn draw_config(r: &mut Rng) -> Config {
         draw_duration(r, 100)
     };
     if r.chance(0.02) {
-        match r.below(4) {
+        match r.below(5) {
             0 => c.max_waiters = 0,
             1 => c.max_refresh_attempts = 0,
             2 => c.refresh_timeout = Duration::ZERO,
+            3 => {
+                c.refresh_abandon_after = c.refresh_timeout.saturating_sub(Duration::from_nanos(1))
+            }
             _ => {
                 c.backoff_initial = Duration::from_nanos(2);
                 c.backoff_max = Duration::from_nanos(1);
@@ -269,6 +284,11 @@ impl Books {
         while let Some(a) = self.core.poll_action() {
             match a {
                 Action::StartRefresh { attempt } => self.started.push(attempt.0),
+                // Its answer may still be given (the driver dropped it, but a
+                // port must ignore it): it stays among the stray answers.
+                Action::AbandonRefresh { attempt } => {
+                    self.answered.insert(attempt.0);
+                }
                 Action::Resume { id, lease } => {
                     self.waiting.remove(&id.0);
                     self.lease(id.0, &lease);

@@ -150,7 +150,7 @@ fn narrow<T: TryFrom<u64>>(n: u64, what: &str) -> Result<T, String> {
 }
 
 /// Every field of [`Config`], in the order the kit writes them.
-const FIELDS: [Field; 10] = [
+const FIELDS: [Field; 12] = [
     Field {
         name: "max_waiters",
         get: |c| c.max_waiters as u64,
@@ -180,6 +180,14 @@ const FIELDS: [Field; 10] = [
         get: |c| nanos(c.refresh_timeout),
         set: |c, n| {
             c.refresh_timeout = Duration::from_nanos(n);
+            Ok(())
+        },
+    },
+    Field {
+        name: "refresh_abandon_after_ns",
+        get: |c| nanos(c.refresh_abandon_after),
+        set: |c, n| {
+            c.refresh_abandon_after = Duration::from_nanos(n);
             Ok(())
         },
     },
@@ -220,6 +228,14 @@ const FIELDS: [Field; 10] = [
         get: |c| nanos(c.skew_jitter),
         set: |c, n| {
             c.skew_jitter = Duration::from_nanos(n);
+            Ok(())
+        },
+    },
+    Field {
+        name: "safety_margin_ns",
+        get: |c| nanos(c.safety_margin),
+        set: |c, n| {
+            c.safety_margin = Duration::from_nanos(n);
             Ok(())
         },
     },

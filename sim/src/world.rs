@@ -129,7 +129,7 @@ pub(crate) trait Algorithm {
     fn relogin(&mut self, w: &mut World, login: Grant);
     /// The run is over: the checker's verdict, as findings and per-rule
     /// counts (in [`tokenflight::check::Rule::ALL`] order).
-    fn finish(&mut self, w: &mut World) -> (Vec<Finding>, [u64; 8]);
+    fn finish(&mut self, w: &mut World) -> (Vec<Finding>, [u64; crate::flight::RULES]);
 }
 
 /// Options of one run beyond its scenario.

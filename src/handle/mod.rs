@@ -15,17 +15,16 @@
 //!
 //! # Late answers
 //!
-//! An attempt that times out is not dropped while the core may still adopt
-//! its answer ([`Core::awaits_late_answer`](crate::Core::awaits_late_answer)):
-//! with single-use rotating refresh tokens, that answer may hold the only
-//! refresh token the server still honours. Its future stays in the shared
-//! state beside the current attempt's, is polled the same way, and its
-//! answer goes to the core when it comes; it is dropped (after unlocking)
-//! once the core no longer wants it. The core awaits at most
-//! `max_refresh_attempts` such answers, so that many futures at most are
-//! kept. A round can give up while one is pending, leaving no waiter to
-//! poll it; so a request on the slow path that finds such a future woken
-//! drives the woken work itself before it asks the core.
+//! An attempt that times out is not dropped while its call is outstanding
+//! ([`Core::outstanding_call`](crate::Core::outstanding_call)): with
+//! single-use rotating refresh tokens, its answer may hold the only refresh
+//! token the server still honours, and the core starts no other call until
+//! it answers. Its future stays the refresh job, is polled the same way, and
+//! its answer goes to the core when it comes; it is dropped (after
+//! unlocking) when the core abandons the call. A round can give up while it
+//! is pending, leaving no waiter to poll it; so a request on the slow path
+//! that finds such a future woken drives the woken work itself before it
+//! asks the core.
 
 mod sleep;
 mod waiter;
@@ -220,7 +219,6 @@ impl Builder {
                 state: Mutex::new(State {
                     board,
                     refresh: Job::Empty,
-                    late: Vec::new(),
                     timer: Job::Empty,
                     timer_broken: false,
                 }),
@@ -244,27 +242,13 @@ struct Shared<T, E> {
 
 struct State<T, E> {
     board: Board<T, E, Waker>,
-    /// The future of the attempt the core has in flight. A future whose
-    /// attempt is no longer in flight moves to `late` if the core still
-    /// awaits its answer (it timed out), and is dropped otherwise (a login
-    /// superseded it).
+    /// The future of the core's outstanding call, kept after its attempt
+    /// timed out; dropped once the core abandons the call.
     refresh: Job<RefreshId, RefreshFuture<T, E>>,
-    /// Timed-out attempts whose answer the core still awaits, oldest first.
-    /// Pruned after every input to what
-    /// [`Core::awaits_late_answer`](crate::Core::awaits_late_answer) wants,
-    /// so at most `max_refresh_attempts` long (S7).
-    late: Vec<Late<T, E>>,
     /// A sleep until the core's next deadline.
     timer: Job<Timestamp, SleepFuture>,
     /// The [`Sleep`] panicked: no more timers, rather than a panic per poll.
     timer_broken: bool,
-}
-
-/// A timed-out attempt's future, kept for its answer.
-struct Late<T, E> {
-    attempt: RefreshId,
-    /// `None` while someone polls it outside the lock.
-    future: Option<RefreshFuture<T, E>>,
 }
 
 impl<T, E> State<T, E> {
@@ -273,8 +257,10 @@ impl<T, E> State<T, E> {
         self.refresh.is_waiting() || self.timer.is_waiting() || self.has_parked_late()
     }
 
+    /// Whether a timed-out call's future is parked, with no round polling
+    /// it for its attempt.
     fn has_parked_late(&self) -> bool {
-        self.late.iter().any(|late| late.future.is_some())
+        matches!(self.refresh, Job::Parked(attempt, _) if self.board.core.in_flight() != Some(attempt))
     }
 
     /// Takes every parked piece of work out, to poll outside the lock.
@@ -282,39 +268,17 @@ impl<T, E> State<T, E> {
         Work {
             refresh: self.refresh.take_out(),
             timer: self.timer.take_out(),
-            late: self
-                .late
-                .iter_mut()
-                .filter_map(|late| Some((late.attempt, late.future.take()?)))
-                .collect(),
         }
     }
 
-    /// Brings back a refresh future taken out (`None`: it answered), as the
-    /// current attempt's job or as a late one; returns it if it is no longer
-    /// wanted, to be dropped after unlocking.
+    /// Brings back a refresh future taken out (`None`: it answered); returns
+    /// it if it is no longer wanted, to be dropped after unlocking.
     fn bring_back_refresh(
         &mut self,
         attempt: RefreshId,
         pending: Option<RefreshFuture<T, E>>,
     ) -> Option<RefreshFuture<T, E>> {
-        if self.refresh.key() == Some(attempt) {
-            return self.refresh.bring_back(attempt, pending);
-        }
-        let out = self
-            .late
-            .iter()
-            .position(|late| late.attempt == attempt && late.future.is_none());
-        let Some(i) = out else {
-            return pending;
-        };
-        match pending {
-            Some(future) => self.late[i].future = Some(future),
-            None => {
-                self.late.remove(i);
-            }
-        }
-        None
+        self.refresh.bring_back(attempt, pending)
     }
 }
 
@@ -433,7 +397,6 @@ type Polled<T, E> = Result<RefreshResult<T, Fault<E>>, RefreshFuture<T, E>>;
 struct Work<T, E> {
     refresh: Option<(RefreshId, Option<RefreshFuture<T, E>>)>,
     timer: Option<(Timestamp, Option<SleepFuture>)>,
-    late: Vec<(RefreshId, RefreshFuture<T, E>)>,
 }
 
 /// What polling the work gave: an answer for the core, or a future to park.
@@ -441,7 +404,6 @@ struct Done<T, E> {
     refresh: Option<(RefreshId, Polled<T, E>)>,
     timer: Option<(Timestamp, Option<SleepFuture>)>,
     timer_panicked: bool,
-    late: Vec<(RefreshId, Polled<T, E>)>,
 }
 
 impl<T, E> Shared<T, E>
@@ -464,26 +426,12 @@ where
             after.late_publish = late.take();
         }
         let core = &state.board.core;
-        let (new_refresh, replaced) = state.refresh.retarget(core.in_flight());
-        if let Some((attempt, future)) = replaced {
-            if core.awaits_late_answer(attempt) {
-                state.late.push(Late { attempt, future });
-            } else {
-                after.drop_refresh.extend(future);
-            }
+        // An abandoned call's future goes. One out being polled is dropped
+        // by its poller, finding no place to come back to.
+        let (new_refresh, replaced) = state.refresh.retarget(core.outstanding_call());
+        if let Some((_, future)) = replaced {
+            after.drop_refresh.extend(future);
         }
-        // A late answer no longer wanted (a new generation, a permanent
-        // failure, evicted from the core's capped set): its future goes. One
-        // out being polled is dropped by its poller, finding no place to
-        // come back to.
-        state.late.retain_mut(|late| {
-            let wanted = core.awaits_late_answer(late.attempt);
-            if !wanted {
-                after.drop_refresh.extend(late.future.take());
-            }
-            wanted
-        });
-        debug_assert!(state.late.len() <= core.config().max_refresh_attempts as usize);
         let deadline = match (&self.sleep, state.timer_broken) {
             (Some(_), false) => state.board.core.poll_timeout(),
             _ => None,
@@ -564,11 +512,6 @@ where
         let refresh = work
             .refresh
             .map(|(attempt, fut)| (attempt, self.poll_refresh(fut, &mut cx)));
-        let late = work
-            .late
-            .into_iter()
-            .map(|(attempt, fut)| (attempt, self.poll_refresh(Some(fut), &mut cx)))
-            .collect();
         let mut timer_panicked = false;
         let timer = work.timer.map(|(deadline, fut)| {
             let polled = panic::catch_unwind(AssertUnwindSafe(|| {
@@ -593,7 +536,6 @@ where
             refresh,
             timer,
             timer_panicked,
-            late,
         }
     }
 
@@ -626,7 +568,7 @@ where
         done: Done<T, E>,
         after: &mut Aftermath<T, E>,
     ) {
-        for (attempt, polled) in done.refresh.into_iter().chain(done.late) {
+        if let Some((attempt, polled)) = done.refresh {
             match polled {
                 Ok(result) => {
                     after
