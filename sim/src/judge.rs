@@ -198,9 +198,8 @@ fn limits_from(o: &Map<String, Value>) -> Result<Limits, String> {
     if let Some(n) = get("proactive_window_ns")? {
         l.proactive_window = Duration::from_nanos(n);
     }
-    if get("safety_margin_ns")?.is_some() {
-        // Judged once the checker knows a safety margin; accepted now so
-        // that a front-end can state it already.
+    if let Some(n) = get("safety_margin_ns")? {
+        l.safety_margin = Duration::from_nanos(n);
     }
     Ok(l)
 }
@@ -252,12 +251,12 @@ pub fn event_from(v: &Value) -> Result<(Timestamp, Event), String> {
                 Event::Rejected { id, generation }
             }
         }
-        "RefreshStarted" | "RefreshAbandoned" => {
+        "RefreshStarted" | "RefreshAbandoned" | "RefreshDropped" => {
             let attempt = Fields::of(o, &["attempt"])?.attempt()?;
-            if ty == "RefreshStarted" {
-                Event::RefreshStarted { attempt }
-            } else {
-                Event::RefreshAbandoned { attempt }
+            match ty {
+                "RefreshStarted" => Event::RefreshStarted { attempt },
+                "RefreshAbandoned" => Event::RefreshAbandoned { attempt },
+                _ => Event::RefreshDropped { attempt },
             }
         }
         "RefreshEnded" => {
@@ -387,6 +386,9 @@ pub fn event_line(at: Timestamp, event: &Event) -> Value {
         Event::RefreshAbandoned { attempt } => {
             json!({"at": at, "type": "RefreshAbandoned", "attempt": attempt.0})
         }
+        Event::RefreshDropped { attempt } => {
+            json!({"at": at, "type": "RefreshDropped", "attempt": attempt.0})
+        }
         Event::NewGeneration {
             generation,
             expires_at,
@@ -421,5 +423,6 @@ pub fn limits_line(limits: &Limits) -> Value {
         "max_sends": limits.max_sends,
         "max_refresh_attempts": limits.max_refresh_attempts,
         "proactive_window_ns": crate::script::nanos(limits.proactive_window).to_string(),
+        "safety_margin_ns": crate::script::nanos(limits.safety_margin).to_string(),
     })
 }

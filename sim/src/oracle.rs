@@ -332,7 +332,14 @@ pub fn write_trace(
     description: &str,
     buf: &mut String,
 ) -> Result<(), ConfigError> {
-    let mut core: OCore = Core::new(script.config.clone())?;
+    let core: OCore = Core::new(script.config.clone())?;
+    write_trace_of(core, script, description, buf);
+    Ok(())
+}
+
+/// Writes the ITF trace of `script`'s inputs run on `core` (made with
+/// `script.config`; a test may plant a bug in it) to `buf`.
+pub fn write_trace_of(mut core: OCore, script: &Script, description: &str, buf: &mut String) {
     let out = &mut Out(buf);
     out.raw("{\"#meta\":{\"format\":\"ITF\",\"format-description\":\"https://apalache-mc.org/docs/adr/015adr-trace.html\",\"source\":\"tokenflight-sim\",\"description\":")
         .str(description)
@@ -360,7 +367,6 @@ pub fn write_trace(
         );
     }
     out.raw("]}");
-    Ok(())
 }
 
 /// Runs `script` on a fresh core and returns its ITF trace; `description`

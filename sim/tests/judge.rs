@@ -262,6 +262,49 @@ fn an_unbounded_retry_breaks_s4_under_limits() {
 }
 
 #[test]
+fn a_wait_while_the_token_is_usable_breaks_s5b() {
+    // A refresh ahead of expiry: the token (expiring at 100 ms, margin 10
+    // ms) is still usable at 60 ms, so a request must be sent, not parked.
+    let text = history(&[
+        (0, "RefreshStarted", "\"attempt\":1"),
+        (1, "RefreshEnded", "\"attempt\":1,\"ok\":true"),
+        (
+            1,
+            "NewGeneration",
+            "\"generation\":1,\"expires_at\":100000000,\"from\":1",
+        ),
+        (60, "RefreshStarted", "\"attempt\":2"),
+        (60, "Arrived", "\"id\":1"),
+        (60, "Waiting", "\"id\":1"),
+    ]);
+    let limits =
+        "{\"type\":\"Limits\",\"safety_margin_ns\":10000000,\"proactive_window_ns\":50000000}\n";
+    let (rule, line) = first_violation(&[], &format!("{limits}{text}"));
+    assert_eq!((rule.as_str(), line), ("S5b", Value::from(7)));
+    // Past the margin the same wait is fine.
+    let late = text.replace("\"at\":60000000", "\"at\":95000000");
+    assert_eq!(verdict(&[], &format!("{limits}{late}")).0, 0);
+}
+
+#[test]
+fn a_call_left_running_beside_a_new_one_breaks_s1_until_dropped() {
+    let soft_timeout = [
+        (0, "RefreshStarted", "\"attempt\":1"),
+        (10, "RefreshAbandoned", "\"attempt\":1"),
+    ];
+    // Abandoned at its soft timeout, the call is still at the endpoint.
+    let mut beside = soft_timeout.to_vec();
+    beside.push((20, "RefreshStarted", "\"attempt\":2"));
+    let (rule, line) = first_violation(&[], &history(&beside));
+    assert_eq!((rule.as_str(), line), ("S1", Value::from(3)));
+    // Once its future is dropped, the next call may start.
+    let mut dropped = soft_timeout.to_vec();
+    dropped.push((15, "RefreshDropped", "\"attempt\":1"));
+    dropped.push((20, "RefreshStarted", "\"attempt\":2"));
+    assert_eq!(verdict(&[], &history(&dropped)).0, 0);
+}
+
+#[test]
 fn malformed_input_is_a_typed_error_with_its_line() {
     let good = "{\"at\":0,\"type\":\"Arrived\",\"id\":1}\n";
     for (bad, kind) in [
