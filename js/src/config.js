@@ -9,11 +9,13 @@ export function defaultConfig() {
     maxAuthRetries: 2,
     maxRefreshAttempts: 3,
     refreshTimeout: 10_000_000_000n,
+    refreshAbandonAfter: 60_000_000_000n,
     backoffInitial: 100_000_000n,
     backoffMax: 5_000_000_000n,
     cooldown: 10_000_000_000n,
     expirySkew: 30_000_000_000n,
     skewJitter: 5_000_000_000n,
+    safetyMargin: 5_000_000_000n,
     seed: 0n,
   };
 }
@@ -27,7 +29,9 @@ export class ConfigError extends Error {
   }
 }
 
-const DURATIONS = ['refreshTimeout', 'backoffInitial', 'backoffMax', 'cooldown', 'expirySkew', 'skewJitter'];
+const DURATIONS = [
+  'refreshTimeout', 'refreshAbandonAfter', 'backoffInitial', 'backoffMax', 'cooldown', 'expirySkew', 'skewJitter', 'safetyMargin',
+];
 
 /** Fills defaults, checks types and ranges, and the reference core's rules. */
 export function makeConfig(partial = {}) {
@@ -52,6 +56,9 @@ export function makeConfig(partial = {}) {
   }
   if (c.refreshTimeout === 0n) {
     throw new ConfigError('ZeroRefreshTimeout', 'refresh_timeout must be longer than zero');
+  }
+  if (c.refreshAbandonAfter < c.refreshTimeout) {
+    throw new ConfigError('AbandonBeforeTimeout', 'refresh_abandon_after must not be shorter than refresh_timeout');
   }
   if (c.backoffInitial > c.backoffMax) {
     throw new ConfigError('BackoffInverted', 'backoff_initial must not exceed backoff_max');

@@ -26,8 +26,12 @@ const byId = (a, b) => (a < b ? -1 : a > b ? 1 : 0);
  * `Fail`); report a rejected token with `reject(now, id, lease)`; a waiter
  * that gives up with `cancel(now, id)`; the refresher's answer with
  * `refreshed(now, attempt, result)`. After EVERY input drain `pollAction()`
- * and carry each action out at once; call `timeout(now)` when
+ * and carry each action out at once: `StartRefresh` calls the refresher now,
+ * `AbandonRefresh` drops that call (its answer is never reported),
+ * `Resume`/`Fail` reach their waiter. Call `timeout(now)` when
  * `pollTimeout()` comes due.
+ *
+ * Time must not go backwards; if it does, the latest time seen is used.
  */
 export class Core {
   /**
@@ -41,14 +45,21 @@ export class Core {
     this.jitter = new Jitter(seed, this.mutant);
     this.skewJitter = this.is('JitterSeparateStreams') ? new Jitter(this.config.seed ^ 1n) : this.jitter;
     this._now = 0n;
-    /** @type {null | {token: any, expiresAt: bigint|null, refreshAt: bigint|null, rejected: boolean}} */
+    /**
+     * The current token, null exactly while the generation is 0.
+     * @type {null | {token: any, expiresAt: bigint|null, usableUntil: bigint|null, refreshAt: bigint|null, rejected: boolean}}
+     */
     this.token = null;
     this.gen = 0n;
     /** Idle | Refreshing{waiters, failures, step} | Failed{error, retryAt} */
     this.state = { phase: 'Idle' };
     this.lastAttempt = 0n;
-    /** Timed-out attempts of the current generation whose late success may be adopted. */
-    this.abandoned = new Set();
+    /**
+     * The one refresher call outstanding at the endpoint (S1): from its
+     * StartRefresh until its answer arrives or it is abandoned.
+     * @type {null | {attempt: bigint, base: bigint, abandonAt: bigint}}
+     */
+    this.call = null;
     this.actions = [];
   }
 
@@ -72,9 +83,7 @@ export class Core {
     // this request (even one out of retries, or a duplicate id): the
     // current token is never handed out again (S5).
     const stale = lease.generation < this.gen;
-    const markBad = (!stale || this.is('RefreshOnStaleRejection')) && this.token;
-    const duplicate = this.state.phase === 'Refreshing' && this.state.waiters.has(id);
-    if (markBad && !(this.is('DuplicateRejectionKeepsToken') && duplicate)) this.token.rejected = true;
+    if ((!stale || this.is('RefreshOnStaleRejection')) && this.token) this.token.rejected = true;
     if (lease.send >= maxSends(this.config) && !this.is('IgnoreRetryBudget')) {
       return fail(new AuthRejected(lease.send));
     }
@@ -99,17 +108,26 @@ export class Core {
   /**
    * The refresher answered `attempt`. `result` is
    * `{ok: {token, expiresAt}}` | `{transient: error}` | `{permanent: error}`.
+   * Only the outstanding call's answer counts; it ends the call. A late
+   * answer (after its soft timeout) is adopted if it is a token for the
+   * still current generation and refreshing was not refused since.
    */
   refreshed(now, attempt, result) {
     now = this.advance(now);
+    const call = this.call !== null && this.call.attempt === attempt ? this.call : null;
+    const replayed = this.is('AdoptEveryLateResult') && attempt !== 0n && attempt <= this.lastAttempt;
+    if (call === null && !replayed) return;
+    const lateError = call !== null && !result.ok && this.inFlight() !== attempt;
+    if (call !== null && !(this.is('LateErrorKeepsCall') && lateError)) this.call = null;
     if (this.inFlight() === attempt) {
       if (result.ok) {
-        if (expired(result.ok, now)) {
+        if (this.arrivesExpired(result.ok, now)) {
           // A token that arrives expired is never installed: no skew draw.
           if (this.is('SkewDrawOnExpiredRefresh')) this.skewJitter.upTo(this.config.skewJitter);
           this.attemptFailed(now, 'ExpiredOnArrival', null);
+        } else {
+          this.adopt(now, result.ok);
         }
-        else this.adopt(now, result.ok);
       } else if ('transient' in result) {
         this.attemptFailed(now, 'Refresher', result.transient);
       } else {
@@ -117,31 +135,46 @@ export class Core {
       }
       return;
     }
-    let late;
-    if (this.is('AdoptEveryLateResult')) late = attempt <= this.lastAttempt;
-    else if (this.is('LateErrorKeepsAttempt') && !result.ok) late = false;
-    else late = this.abandoned.delete(attempt);
+    // Only an answer asked for the current generation may make the next
+    // one: an older base was already refreshed or replaced by a login (S2).
+    const forCurrent = (call !== null && call.base === this.gen) || replayed;
     const revoked = this.state.phase === 'Failed' && this.state.retryAt === null;
-    if (late && !revoked && result.ok && !expired(result.ok, now)) this.adopt(now, result.ok);
-  }
-
-  /** Timers: an attempt past its deadline fails; an ended back-off starts the next attempt. */
-  timeout(now) {
-    now = this.advance(now);
-    if (this.state.phase !== 'Refreshing') return;
-    const { step } = this.state;
-    if (step.kind === 'InFlight' && now >= step.deadline) {
-      this.abandoned.add(step.attempt);
-      if (this.abandoned.size > this.config.maxRefreshAttempts) {
-        this.abandoned.delete([...this.abandoned].sort(byId)[0]);
-      }
-      this.attemptFailed(now, 'TimedOut', null);
-    } else if (step.kind === 'BackingOff' && now >= step.retryAt) {
+    if (result.ok && forCurrent && !revoked && !this.arrivesExpired(result.ok, now)) {
+      this.adopt(now, result.ok);
+    } else if (this.state.phase === 'Refreshing' && this.state.step.kind === 'Queued' && !(this.is('LateErrorKeepsCall') && lateError)) {
+      // Any late answer ends the call: a queued round goes on at once.
       this.startAttempt(now);
     }
   }
 
-  /** A token obtained elsewhere (a login): the next generation at once. `fresh`: {token, expiresAt}. */
+  /**
+   * Timers: the outstanding call past its hard limit is abandoned; an
+   * attempt past its soft timeout fails; an ended back-off starts the next
+   * attempt (or queues it behind the outstanding call).
+   */
+  timeout(now) {
+    now = this.advance(now);
+    if (this.call !== null && now >= this.call.abandonAt) {
+      const { attempt } = this.call;
+      this.call = null;
+      this.actions.push({ type: 'AbandonRefresh', attempt });
+    }
+    if (this.state.phase !== 'Refreshing') return;
+    const { step } = this.state;
+    if (step.kind === 'InFlight' && now >= step.deadline) {
+      this.attemptFailed(now, 'TimedOut', null);
+    } else if (step.kind === 'BackingOff' && now >= step.retryAt) {
+      this.nextAttempt(now);
+    } else if (step.kind === 'Queued' && this.call === null) {
+      this.startAttempt(now);
+    }
+  }
+
+  /**
+   * A token obtained elsewhere (a login): the next generation at once. It
+   * ends a round (the outstanding call stays out; its answer will not be
+   * adopted) and a Failed state. `fresh`: {token, expiresAt}.
+   */
   setToken(now, fresh) {
     now = this.advance(now);
     // The planted bug resumes the waiters with the token the login replaced.
@@ -150,7 +183,7 @@ export class Core {
     this.settle(now, this.is('StaleSendAfterLogin') ? before : null);
   }
 
-  /** Marks `generation` bad; if current and Idle, starts a refresh. */
+  /** Marks `generation` bad; if current and Idle, starts a refresh. Before any token: nothing. */
   invalidate(now, generation) {
     now = this.advance(now);
     if (generation !== this.gen) return;
@@ -169,13 +202,17 @@ export class Core {
     return this.actions.length ? this.actions.shift() : null;
   }
 
-  /** When timeout() must be called next (ns), or null. */
+  /** When timeout() must be called next (ns), or null: the round's timer or the call's hard limit. */
   pollTimeout() {
-    if (this.state.phase !== 'Refreshing') return null;
-    const { step } = this.state;
-    if (step.kind === 'InFlight') return step.deadline;
-    if (this.is('ForgetBackoffTimer')) return null;
-    return step.retryAt;
+    let round = null;
+    if (this.state.phase === 'Refreshing') {
+      const { step } = this.state;
+      if (step.kind === 'InFlight') round = step.deadline;
+      else if (step.kind === 'BackingOff' && !this.is('ForgetBackoffTimer')) round = step.retryAt;
+    }
+    const abandon = this.call !== null && !this.is('ForgetAbandonTimer') ? this.call.abandonAt : null;
+    if (round === null) return abandon;
+    return abandon === null ? round : minBig(round, abandon);
   }
 
   phase() {
@@ -194,36 +231,38 @@ export class Core {
     return this.state.phase === 'Refreshing' ? this.state.waiters.size : 0;
   }
 
+  /** The attempt whose answer the round waits for (before its soft timeout), or null. */
   inFlight() {
     const s = this.state;
     return s.phase === 'Refreshing' && s.step.kind === 'InFlight' ? s.step.attempt : null;
   }
 
-  /** Whether a late answer of `attempt` may still be adopted (keep its call alive). */
-  awaitsLateAnswer(attempt) {
-    const revoked = this.state.phase === 'Failed' && this.state.retryAt === null;
-    return !revoked && this.abandoned.has(attempt);
+  /** The refresher call still out at the endpoint, or null. */
+  outstandingCall() {
+    return this.call === null ? null : this.call.attempt;
   }
 
   /**
    * Whether `lease` may still go out: its generation is current and the
-   * token is neither rejected nor expired. A front-end that queues a
-   * request for a connection checks this before it sends.
+   * token is usable. A front-end that queues a request for a connection
+   * checks this before it sends.
    */
   leaseUsable(now, lease) {
     const t = this.token;
-    return lease.generation === this.gen && t !== null && freshAt(t, maxBig(this._now, now));
+    return lease.generation === this.gen && t !== null && this.usable(t, maxBig(this._now, now));
   }
 
   /** A lease a fast path may hand out until `validUntil`, or null. */
   snapshot() {
-    if (this.state.phase !== 'Idle' || !this.token || !usable(this.token, this._now)) return null;
     const t = this.token;
-    const expiry = t.expiresAt ?? U64_MAX;
-    return {
-      lease: { token: t.token, generation: this.gen, send: 1 },
-      validUntil: t.refreshAt === null ? expiry : minBig(t.refreshAt, expiry),
-    };
+    if (!t || !this.usable(t, this._now)) return null;
+    const until = t.usableUntil ?? U64_MAX;
+    const s = this.state;
+    let validUntil = until;
+    if (s.phase === 'Idle' && t.refreshAt !== null) validUntil = minBig(t.refreshAt, until);
+    else if (s.phase === 'Failed' && s.retryAt !== null) validUntil = minBig(until, s.retryAt);
+    if (!(this._now < validUntil)) return null;
+    return { lease: { token: t.token, generation: this.gen, send: 1 }, validUntil };
   }
 
   // ---- transitions -------------------------------------------------------
@@ -234,8 +273,20 @@ export class Core {
     return this._now;
   }
 
+  /**
+   * A request finding a usable token is sent, in every phase (S5b); the
+   * first at or after refresh_at (Idle), or after a failed refresh-ahead's
+   * retry_at, also starts a round in the background.
+   */
   route(now, id, sends) {
     const s = this.state;
+    const parkAnyway = this.is('ParkWhileUsable') && s.phase === 'Refreshing';
+    const t = this.token;
+    const ok = t && (this.usable(t, now) || (this.is('HandOutRejectedToken') && this.unexpired(t, now)));
+    if (ok && !parkAnyway) {
+      if (this.dueAhead(now)) this.startRound(now, new Map());
+      return { type: 'Send', lease: { token: t.token, generation: this.gen, send: inc(sends) } };
+    }
     if (s.phase === 'Refreshing') {
       if (s.waiters.has(id)) return fail(new DuplicateRequest());
       const limit = this.is('IgnoreMaxWaiters') ? Infinity : this.config.maxWaiters;
@@ -243,25 +294,38 @@ export class Core {
       s.waiters.set(id, sends);
       return { type: 'Wait' };
     }
-    if (s.phase === 'Failed') {
-      if (s.retryAt === null || now < s.retryAt) return fail(s.error);
-    } else {
-      const t = this.token;
-      const ok = t && (usable(t, now) || (this.is('HandOutRejectedToken') && unexpired(t, now)));
-      if (ok) return { type: 'Send', lease: { token: t.token, generation: this.gen, send: inc(sends) } };
-    }
+    if (s.phase === 'Failed' && (s.retryAt === null || now < s.retryAt)) return fail(s.error);
     this.startRound(now, new Map([[id, sends]]));
     return { type: 'Wait' };
   }
 
+  dueAhead(now) {
+    const s = this.state;
+    if (s.phase === 'Idle') {
+      const t = this.token;
+      return t !== null && this.usable(t, now) && t.refreshAt !== null && now >= t.refreshAt;
+    }
+    return s.phase === 'Failed' && s.retryAt !== null && now >= s.retryAt;
+  }
+
   startRound(now, waiters) {
-    this.state = { phase: 'Refreshing', waiters, failures: 0, step: { kind: 'BackingOff', retryAt: now } };
+    this.state = { phase: 'Refreshing', waiters, failures: 0, step: { kind: 'Queued' } };
+    this.nextAttempt(now);
+  }
+
+  /** The next attempt starts now, unless a call is still out: then it queues (S1). */
+  nextAttempt(now) {
+    if (this.call !== null && !this.is('StartBesideOutstandingCall')) {
+      if (this.state.phase === 'Refreshing') this.state.step = { kind: 'Queued' };
+      return;
+    }
     this.startAttempt(now);
   }
 
   startAttempt(now) {
     this.lastAttempt = this.lastAttempt === U64_MAX ? U64_MAX : this.lastAttempt + 1n;
     const attempt = this.lastAttempt;
+    this.call = { attempt, base: this.gen, abandonAt: addSat(now, this.config.refreshAbandonAfter) };
     if (this.state.phase === 'Refreshing') {
       this.state.step = { kind: 'InFlight', attempt, deadline: addSat(now, this.config.refreshTimeout) };
     }
@@ -276,16 +340,13 @@ export class Core {
       s.step = { kind: 'BackingOff', retryAt: addSat(now, this.jitter.equal(this.backoff(s.failures))) };
       return;
     }
-    // A transient failure does not discard a token that is still good.
-    if (this.token && freshAt(this.token, now)) {
-      this.token.refreshAt = null;
-      this.settle(now, null);
-      return;
-    }
+    // A round ahead of expiry has no waiters to fail: requests keep getting
+    // the usable token, and the first after retry_at tries again.
     const retryAt = addSat(now, this.jitter.equal(this.config.cooldown));
     this.giveUp(new RefreshUnavailable(failure, cause), retryAt);
   }
 
+  /** initial * 2^min(failures - 1, 31), saturating, capped at backoff_max. */
   backoff(failures) {
     const c = this.config;
     if (this.is('BackoffFromFailures')) return minBig(c.backoffInitial << BigInt(Math.min(failures, 31)), c.backoffMax);
@@ -303,6 +364,16 @@ export class Core {
     }
   }
 
+  /** Expired, or within the safety margin of it. */
+  arrivesExpired(fresh, now) {
+    const e = fresh.expiresAt ?? null;
+    return e !== null && subSat(e, this.margin()) <= now;
+  }
+
+  margin() {
+    return this.is('NoSafetyMargin') ? 0n : this.config.safetyMargin;
+  }
+
   adopt(now, fresh) {
     this.install(now, fresh, false);
     this.settle(now, null);
@@ -310,33 +381,33 @@ export class Core {
 
   install(now, fresh, login) {
     this.gen += 1n;
-    this.abandoned.clear();
     const e = fresh.expiresAt ?? null;
+    const usableUntil = e === null ? null : subSat(e, this.margin());
     let refreshAt = null;
     if (e !== null) {
       // Refresh `skew` (plus jitter) ahead of expiry, but never in the first
-      // half of the token's life. Every installed token with an expiry
-      // draws, an already expired login included.
+      // half of the token's life, and never later than it is usable. Every
+      // installed token with an expiry draws, an expired login included.
       const skip = this.is('NoSkewDrawForExpiredLogin') && login && e <= now;
       const skew = this.config.expirySkew + (skip ? 0n : this.skewJitter.upTo(this.config.skewJitter));
       const life = subSat(e, now);
-      refreshAt = maxBig(subSat(e, skew), addSat(now, life - life / 2n));
+      const ahead = maxBig(subSat(e, skew), addSat(now, life - life / 2n));
+      refreshAt = minBig(ahead, usableUntil);
     }
-    this.token = { token: fresh.token, expiresAt: e, refreshAt, rejected: false };
+    this.token = { token: fresh.token, expiresAt: e, usableUntil, refreshAt, rejected: false };
   }
 
-  /** After the token changed: resume every waiter if it is fresh, else keep them for a new round. */
+  /** After the token changed: resume every waiter if it is usable, else keep them for a new round. */
   settle(now, stale) {
     const waiters = this.state.phase === 'Refreshing' ? this.state.waiters : new Map();
     this.state = { phase: 'Idle' };
-    if (!(this.token && freshAt(this.token, now))) {
+    if (!(this.token && this.usable(this.token, now))) {
       if (waiters.size > 0) this.startRound(now, waiters);
       return;
     }
     const { token, generation } = stale ?? { token: this.token.token, generation: this.gen };
     for (const id of this.order(waiters)) {
-      const lease = { token, generation, send: inc(waiters.get(id)) };
-      this.actions.push({ type: 'Resume', id, lease });
+      this.actions.push({ type: 'Resume', id, lease: { token, generation, send: inc(waiters.get(id)) } });
     }
   }
 
@@ -344,6 +415,16 @@ export class Core {
   order(waiters) {
     const ids = [...waiters.keys()];
     return this.is('ResumeInJoinOrder') ? ids : ids.sort(byId);
+  }
+
+  /** Before usable_until (the stated expiry minus the safety margin). */
+  unexpired(t, now) {
+    return t.usableUntil === null || now < t.usableUntil;
+  }
+
+  /** Neither rejected nor (within the margin) expired. */
+  usable(t, now) {
+    return !t.rejected && this.unexpired(t, now);
   }
 }
 
@@ -353,20 +434,4 @@ function fail(error) {
 
 function inc(sends) {
   return sends >= U32_MAX ? U32_MAX : sends + 1;
-}
-
-function expired(fresh, now) {
-  return fresh.expiresAt !== null && fresh.expiresAt !== undefined && fresh.expiresAt <= now;
-}
-
-function unexpired(t, now) {
-  return t.expiresAt === null || now < t.expiresAt;
-}
-
-function freshAt(t, now) {
-  return !t.rejected && unexpired(t, now);
-}
-
-function usable(t, now) {
-  return freshAt(t, now) && (t.refreshAt === null || now < t.refreshAt);
 }

@@ -9,6 +9,7 @@ import { maxSends } from './config.js';
 import { Cancelled, TransportError } from './errors.js';
 import { MUTANT } from './mutants.js';
 import { History } from './history.js';
+import { Canceller } from './signal.js';
 
 /** Wall-clock time as ns, with the host's timers. */
 export const systemClock = {
@@ -77,8 +78,9 @@ export function onAbort(signal, fn) {
  * @param {object} o
  * @param {object} [o.config] core config (durations in ns)
  * @param {object} [o.clock] {now(): bigint ns, set(at, fn), clear(handle)}
- * @param {() => Promise<{token, expiresAt?: bigint|null}>} o.refresher
- *   a rejection with `permanent: true` needs a new login; any other is transient
+ * @param {(attempt: bigint, signal) => Promise<{token, expiresAt?: bigint|null}>} o.refresher
+ *   a rejection with `permanent: true` needs a new login; any other is
+ *   transient; `signal` aborts when the core gives the call up for good
  * @param {(fresh) => void} [o.onToken] called with every new token (to persist it)
  * @param {boolean|History} [o.history] record the run for the judge
  */
@@ -172,11 +174,11 @@ export class Driver {
 
   /** Calls the refresher for `attempt` now and reports its answer, however late. */
   call(attempt) {
-    const call = { dropped: false };
+    const call = { dropped: false, canceller: new Canceller() };
     this.calls.set(attempt, call);
     let promise;
     try {
-      promise = Promise.resolve(this.refresher(attempt));
+      promise = Promise.resolve(this.refresher(attempt, call.canceller.signal));
     } catch (e) {
       promise = Promise.reject(e);
     }
@@ -197,10 +199,11 @@ export class Driver {
   /** The core gave the call up for good: its answer is never reported. */
   drop(attempt) {
     const call = this.calls.get(attempt);
-    if (!call) return;
+    if (!call || this.mutant === 'IgnoreAbandon') return;
     call.dropped = true;
     this.calls.delete(attempt);
     this.record({ type: 'RefreshDropped', attempt });
+    call.canceller.abort();
   }
 
   arm() {

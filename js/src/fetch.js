@@ -8,8 +8,9 @@ import { MUTANT } from './mutants.js';
 /**
  * @param {object} o
  * @param {typeof fetch} o.fetch
- * @param {() => Promise<{token, expiresIn?}>} o.refresh gets a new token; throw
- *   an error with `permanent: true` (e.g. LoginRefused) when a login is needed
+ * @param {(ctx: {signal}) => Promise<{token, expiresIn?}>} o.refresh gets a new
+ *   token; throw an error with `permanent: true` (e.g. LoginRefused) when a
+ *   login is needed; `ctx.signal` aborts when the call is given up for good
  * @param {(res: Response) => boolean | Promise<boolean>} [o.isExpired] default: status 401
  * @param {(token) => object} [o.authorize] headers that carry the token (default: Bearer)
  * @param {{token, expiresIn?}} [o.token] a token to start with
@@ -32,7 +33,7 @@ export function createFetchClient(o) {
     history,
     onToken,
     mutant: o[MUTANT] ?? null,
-    refresher: async () => toFresh(await refresh(), clock.now()),
+    refresher: async (_attempt, signal) => toFresh(await refresh({ signal }), clock.now()),
   });
   if (o.token) driver.setToken(toFresh(o.token, clock.now()));
   const send = (input, init) => async (lease, signal) => {

@@ -21,6 +21,8 @@ export const mutants = Object.freeze({
   KeepWaitersOnFailure: { layer: 'core', breaks: 'S6: giving up fails no waiter' },
   IgnoreMaxWaiters: { layer: 'core', breaks: 'S7: max_waiters is never checked' },
   ForgetBackoffTimer: { layer: 'core', breaks: 'L1: the back-off timer is never reported' },
+  StartBesideOutstandingCall: { layer: 'core', breaks: 'S1: the next attempt starts while the timed-out call is still out' },
+  ParkWhileUsable: { layer: 'core', breaks: 'S5b: a request waits during a refresh ahead of expiry' },
   // The rules a port gets wrong when it reads only the prose.
   JitterSeedMixed: { layer: 'core', breaks: 'jitter: the stream starts at mix(seed), not at the seed' },
   JitterModulo: { layer: 'core', breaks: 'jitter: up_to by modulo, not multiply-shift' },
@@ -31,15 +33,17 @@ export const mutants = Object.freeze({
   BackoffFromFailures: { layer: 'core', breaks: 'back-off: initial * 2^failures (not failures - 1)' },
   BackoffUncapped: { layer: 'core', breaks: 'back-off: not capped at backoff_max' },
   ResumeInJoinOrder: { layer: 'core', breaks: 'order: waiters answered in join order, not by id' },
-  LateErrorKeepsAttempt: { layer: 'core', breaks: 'late answers: a late error keeps its attempt adoptable' },
+  LateErrorKeepsCall: { layer: 'core', breaks: 'late answers: a late error does not end the outstanding call' },
   InvalidateBeforeToken: { layer: 'core', breaks: 'invalidate before any token starts a refresh' },
-  DuplicateRejectionKeepsToken: { layer: 'core', breaks: 'a duplicate rejection does not mark the token bad' },
+  NoSafetyMargin: { layer: 'core', breaks: 'safety margin: a token counts as usable until its stated expiry' },
+  ForgetAbandonTimer: { layer: 'core', breaks: 'L1: poll_timeout leaves out the outstanding call\'s hard limit' },
   MillisecondTimes: { layer: 'core', breaks: 'time: inputs truncated to milliseconds' },
   StaleSendAfterLogin: { layer: 'core', breaks: 'S5: a login resumes its waiters with the replaced token' },
   // Front-end bugs: the plumbing around the core.
   RefreshBehindLimiter: { layer: 'front', breaks: 'L1: a request holds its slot while it waits; the refresh queues for one' },
   CancelForgetsCore: { layer: 'front', breaks: 'S4: a cancelled waiter is not removed from the core, then sent' },
   LazyDrain: { layer: 'front', breaks: 'L1: actions drained only on the next request, not after a timer' },
+  IgnoreAbandon: { layer: 'front', breaks: 'S1: an abandoned call is kept, and its answer still reported' },
   CallRefresherTwice: { layer: 'front', breaks: 'S1: a retrying wrapper calls the refresher twice per StartRefresh' },
 });
 

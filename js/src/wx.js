@@ -78,11 +78,12 @@ export function createWxClient(o) {
   const mutant = o[MUTANT] ?? null;
   const behind = mutant === 'RefreshBehindLimiter';
   const limiter = new Limiter(maxConcurrent, behind ? 0 : 1);
-  const refresher = async () => {
+  const refresher = async (_attempt, signal) => {
     const code = await wxLogin(wx);
     const release = behind ? await limiter.take() : limiter.takeReserved();
     try {
-      const request = (options) => wxRequest(wx, options);
+      // A login the core gave up on for good has its request aborted.
+      const request = (options) => wxRequest(wx, options, signal);
       return toFresh(await login({ code, request }), clock.now());
     } finally {
       release();

@@ -3,7 +3,10 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 
-import { loadVectors, replay } from './support/vectors.js';
+import { makeConfig } from '../src/config.js';
+import { decode } from '../src/itf.js';
+import { configFromItf } from './support/trace.js';
+import { hasConfigVector, loadConfigVector, loadVectors, replay } from './support/vectors.js';
 
 const vectors = loadVectors();
 
@@ -16,4 +19,18 @@ test(`the JS core passes every vector (${vectors.length})`, () => {
     states += v.raw.states.length;
   }
   console.log(`vectors: ${vectors.length} passed, ${states} states`);
+});
+
+test('the JS core refuses exactly the configurations the reference core refuses', { skip: !hasConfigVector() }, () => {
+  const cases = loadConfigVector();
+  for (const c of cases) {
+    let kind = null;
+    try {
+      makeConfig(configFromItf(decode(c.config)));
+    } catch (e) {
+      kind = e.kind;
+    }
+    assert.equal(kind, c.error, c.about);
+  }
+  console.log(`config vector: ${cases.length} cases`);
 });

@@ -127,21 +127,41 @@ test('a session the backend rejects on every send: AuthRejected after the retry 
   assertJudged(client.history());
 });
 
-test('the app hidden mid-login: its timers stop; on return the timed-out login is retried and every request ends', async () => {
+test('the app hidden mid-login: its timers stop; on return the hung login is abandoned, its request aborted, and a new one succeeds', async () => {
   let logins = 0;
   const { world, wx, client } = setup({
-    wx: { latencyMs: (url) => (url.endsWith('/login') && ++logins === 1 ? 15_000 : 20) },
-    client: { config: { refreshTimeout: 2n * S } },
+    wx: { latencyMs: (url) => (url.endsWith('/login') && ++logins === 1 ? 1_000_000 : 20) },
+    client: { config: { refreshTimeout: 2n * S, refreshAbandonAfter: 4n * S } },
   });
   const pending = Promise.allSettled([client.request({ url: API }), client.request({ url: API })]);
   await world.run({ untilMs: 100 });
   wx.hide();
   await world.run({ untilMs: 10_000 });
-  assert.equal(client.driver.core.phase(), 'Refreshing', 'the timeout has not run while hidden');
+  assert.equal(client.driver.core.outstandingCall(), 1n, 'nothing timed out while hidden');
   wx.show();
-  await world.run();
+  await world.run({ untilMs: 20_000 });
   assert.equal(ok(await pending), 2);
   assert.equal(wx.logins, 2);
+  assert.equal(wx.active, 0, 'the abandoned login request was aborted');
+  assertJudged(client.history());
+});
+
+test('refresh ahead of expiry: requests keep going with the current session while the login runs in the background', async () => {
+  const { world, wx, client, server } = setup({ wx: { loginMs: 500 } });
+  await burst(world, client, 1);
+  await world.run({ untilMs: 45_000 });
+  const sent = wx.requests;
+  const all = [];
+  for (let i = 0; i < 5; i++) all.push(client.request({ url: API }));
+  const settled = Promise.allSettled(all);
+  await world.run({ untilMs: world.nowMs() + 100 });
+  assert.equal(server.logins, 1, 'the login is still running');
+  assert.equal(client.driver.core.waiters(), 0, 'nobody waits while the session is usable');
+  assert.ok(wx.requests >= sent + 5, 'all five went out at once');
+  await world.run({ untilMs: world.nowMs() + 2_000 });
+  assert.equal(ok(await settled), 5);
+  assert.equal(server.logins, 2, 'one login ahead of expiry');
+  assert.equal(client.driver.core.generation(), 2n);
   assertJudged(client.history());
 });
 

@@ -2,14 +2,16 @@
 // reference core's oracle, compared state by state; a disagreement is shrunk
 // to a short script.
 
-import { makeConfig } from '../../src/config.js';
+import { defaultConfig, makeConfig } from '../../src/config.js';
 import { decode, sameJson, stringify } from '../../src/itf.js';
 import { oracle } from './sim.js';
 import { randomScript } from './scripts.js';
 import { configToItf, runScript } from './trace.js';
 
 export function line(s) {
-  return JSON.stringify({ config: configToItf(makeConfig(s.config)), inputs: s.inputs });
+  // Every field, defaults filled in, valid or not: the oracle must refuse
+  // what the JS core refuses.
+  return JSON.stringify({ config: configToItf({ ...defaultConfig(), ...s.config }), inputs: s.inputs });
 }
 
 /** The JS core's trace of a script: states, or {error} for a config it refuses. */

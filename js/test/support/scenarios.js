@@ -100,11 +100,19 @@ export const scenarios = {
     await s.world.run(BOUND);
     return s.client.history();
   },
+  async refreshAhead(mutant) {
+    const s = setup(mutant, { wx: { loginMs: 500 } });
+    s.send();
+    await s.world.run({ ...BOUND, untilMs: 45_000 });
+    for (let i = 0; i < 5; i++) s.send();
+    await s.world.run(BOUND);
+    return s.client.history();
+  },
   async hiddenMidLogin(mutant) {
     let logins = 0;
     const s = setup(mutant, {
-      wx: { latencyMs: (url) => (url.endsWith('/login') && ++logins === 1 ? 15_000 : 20) },
-      config: { refreshTimeout: 2n * S },
+      wx: { latencyMs: (url) => (url.endsWith('/login') && ++logins === 1 ? 1_000_000 : 20) },
+      config: { refreshTimeout: 2n * S, refreshAbandonAfter: 4n * S },
     });
     s.send();
     s.send();
@@ -112,7 +120,7 @@ export const scenarios = {
     s.wx.hide();
     await s.world.run({ ...BOUND, untilMs: 10_000 });
     s.wx.show();
-    await s.world.run(BOUND);
+    await s.world.run({ ...BOUND, untilMs: 20_000 });
     return s.client.history();
   },
 };

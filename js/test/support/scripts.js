@@ -26,7 +26,10 @@ export function randomConfig(rng) {
   if (backoffInitial > backoffMax) backoffInitial = backoffMax;
   let refreshTimeout = duration(rng, 2000);
   if (refreshTimeout === 0n) refreshTimeout = 1n;
+  const abandonAfter = rng.chance(0.02) ? refreshTimeout - 1n : refreshTimeout + duration(rng, 3000);
   return {
+    refreshAbandonAfter: abandonAfter > U64_MAX ? U64_MAX : abandonAfter,
+    safetyMargin: rng.chance(0.2) ? 0n : duration(rng, 3000),
     maxWaiters: rng.chance(0.3) ? 1 << 17 : 1 + rng.below(4),
     maxAuthRetries: rng.chance(0.05) ? 0xffff_ffff : rng.below(4),
     maxRefreshAttempts: rng.chance(0.05) ? 0xffff_ffff : 1 + rng.below(4),
@@ -51,7 +54,13 @@ export function randomScript(seed, maxLen = 40) {
     config.maxRefreshAttempts = 1 + rng.below(2);
     config.expirySkew = BigInt(20 + rng.below(20)) * 1_000_000_000n;
   }
-  const core = new Core(config);
+  let core;
+  try {
+    core = new Core(config);
+  } catch {
+    // An invalid configuration: both cores must refuse it.
+    return { config, inputs: [] };
+  }
   const leases = new Map(); // id -> lease last given
   const attempts = []; // attempts started
   let now = 0n;
@@ -115,7 +124,7 @@ export function randomScript(seed, maxLen = 40) {
       core.cancel(now, id);
       input = variant('Cancel', { id: int(id) });
     } else if (kind === 'Refreshed') {
-      const out = core.inFlight();
+      const out = core.outstandingCall();
       let attempt;
       if (out !== null && rng.chance(0.6)) attempt = out;
       else if (attempts.length > 0 && rng.chance(0.85)) attempt = rng.pick(attempts);

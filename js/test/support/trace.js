@@ -57,6 +57,8 @@ function observe(core, now, input, answer) {
     phase: core.phase(),
     generation: int(core.generation()),
     waiters: int(core.waiters()),
+    outstanding: option(core.outstandingCall()),
+    valid_until: option(core.snapshot()?.validUntil ?? null),
   };
 }
 

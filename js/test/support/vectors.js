@@ -1,6 +1,6 @@
 // The reference core's vectors: loading them and replaying one on the JS core.
 
-import { readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { join } from 'node:path';
 
@@ -40,3 +40,14 @@ export function replay(v, mutant = null) {
   return { index, got: got[index], want: want[index] };
 }
 
+
+const CONFIG_VECTOR = join(VECTORS, 'config-errors.json');
+
+export function hasConfigVector() {
+  return existsSync(CONFIG_VECTOR);
+}
+
+/** The config vector's cases: {about, config (ITF), error: kind or null}. */
+export function loadConfigVector() {
+  return JSON.parse(readFileSync(CONFIG_VECTOR, 'utf8')).cases;
+}
