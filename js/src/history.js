@@ -3,6 +3,7 @@
 // from the core's configuration.
 
 import { maxSends } from './config.js';
+import { maxBig } from './time.js';
 
 function field(v) {
   if (typeof v === 'bigint') return v.toString();
@@ -33,7 +34,7 @@ export class History {
       max_waiters: c.maxWaiters,
       max_sends: maxSends(c),
       max_refresh_attempts: c.maxRefreshAttempts,
-      proactive_window_ns: c.expirySkew + c.skewJitter,
+      proactive_window_ns: maxBig(c.expirySkew + c.skewJitter, c.safetyMargin ?? 0n),
     };
     if (c.safetyMargin !== undefined) limits.safety_margin_ns = c.safetyMargin;
     return limits;

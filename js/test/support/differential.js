@@ -3,12 +3,14 @@
 // to a short script.
 
 import { defaultConfig, makeConfig } from '../../src/config.js';
-import { decode, sameJson, stringify } from '../../src/itf.js';
-import { oracle } from './sim.js';
+import { sameJson, stringify } from '../../src/itf.js';
+import { decode } from '../../src/itf.js';
+import { oracle, runSim } from './sim.js';
 import { randomScript } from './scripts.js';
-import { configToItf, runScript } from './trace.js';
+import { configFromItf, configToItf, runScript } from './trace.js';
 
 export function line(s) {
+  if (s.line) return s.line;
   // Every field, defaults filled in, valid or not: the oracle must refuse
   // what the JS core refuses.
   return JSON.stringify({ config: configToItf({ ...defaultConfig(), ...s.config }), inputs: s.inputs });
@@ -20,7 +22,7 @@ export function jsTrace(s, mutant = null) {
   try {
     config = makeConfig(s.config);
   } catch (e) {
-    return { error: e.message };
+    return { error: 'invalid_config', kind: e.kind };
   }
   const steps = s.inputs.map((x) => ({ now: decode(x.now), input: decode(x.input) }));
   return { states: runScript(config, steps, { mutant, rawInputs: s.inputs.map((x) => x.input) }) };
@@ -29,7 +31,7 @@ export function jsTrace(s, mutant = null) {
 /** The index of the first state where the traces differ, or -1 (state 0: its input aside). */
 export function firstDifference(mine, theirs) {
   if (mine.error !== undefined || theirs.error !== undefined) {
-    return mine.error !== undefined && theirs.error !== undefined ? -1 : 0;
+    return mine.error === theirs.error && mine.kind === theirs.kind ? -1 : 0;
   }
   const a = mine.states;
   const b = theirs.states;
@@ -86,7 +88,7 @@ export function explain(script, mutant = null) {
  * Returns {scripts, states, disagreeing, disagreements: the first `keep`
  * as [{seed, script}]}; stops once `stopAfter` scripts disagreed.
  */
-export function differential({ count, seed0 = 0, batch = 4000, mutant = null, keep = 3, stopAfter = Infinity }) {
+export function differential({ count, seed0 = 0, batch = 4000, mutant = null, keep = 3, stopAfter = Infinity, source = randomScript }) {
   let states = 0;
   let disagreeing = 0;
   let run = 0;
@@ -94,7 +96,7 @@ export function differential({ count, seed0 = 0, batch = 4000, mutant = null, ke
   for (let start = 0; start < count; start += batch) {
     const seeds = [];
     for (let s = start; s < Math.min(count, start + batch); s++) seeds.push(seed0 + s);
-    const batchScripts = seeds.map((s) => randomScript(s));
+    const batchScripts = source === kitScripts ? kitScripts(seeds.length, seeds[0]) : seeds.map((s) => source(s));
     const theirs = oracle(batchScripts.map(line));
     batchScripts.forEach((sc, i) => {
       const mine = jsTrace(sc, mutant);
@@ -124,4 +126,14 @@ export function corpus(count, seed0 = 1_000_000) {
 /** The index of the first script of the corpus the core with `mutant` disagrees on, or -1. */
 export function firstDisagreement({ scripts, traces }, mutant) {
   return scripts.findIndex((s, i) => firstDifference(jsTrace(s, mutant), traces[i]) >= 0);
+}
+
+/** `count` scripts from the reference generator (`sim scripts`), script i with seed `seed + i`. */
+export function kitScripts(count, seed) {
+  const r = runSim('scripts', '', ['--seed', String(seed), '--count', String(count)]);
+  if (r.status !== 0) throw new Error(`sim scripts exited ${r.status}: ${r.stderr.slice(-400)}`);
+  return r.stdout.split('\n').filter((l) => l.length > 0).map((l) => {
+    const raw = JSON.parse(l);
+    return { line: l, config: configFromItf(decode(raw.config)), inputs: raw.inputs };
+  });
 }

@@ -19,7 +19,8 @@ const DURATIONS = {
 /** An ITF config record (durations `<name>_ns` or `<name>_ms`, decoded) as a JS config. */
 export function configFromItf(c) {
   const out = {
-    maxWaiters: Number(c.max_waiters),
+    // Beyond 2^53 waiters no run can tell the difference.
+    maxWaiters: Number(c.max_waiters > BigInt(Number.MAX_SAFE_INTEGER) ? BigInt(Number.MAX_SAFE_INTEGER) : c.max_waiters),
     maxAuthRetries: Number(c.max_auth_retries),
     maxRefreshAttempts: Number(c.max_refresh_attempts),
     seed: c.seed,
