@@ -14,9 +14,13 @@ import { Canceller } from './signal.js';
 /** Wall-clock time as ns, with the host's timers. */
 export const systemClock = {
   now: () => BigInt(Date.now()) * 1_000_000n,
-  set: (at, fn) => setTimeout(fn, Math.max(0, Math.ceil(Number(at - systemClock.now()) / 1e6))),
+  // Hosts fire a longer timeout at once, so a far deadline is approached
+  // in steps of at most ~24 days (an early tick just re-arms).
+  set: (at, fn) => setTimeout(fn, Math.min(MAX_DELAY_MS, Math.max(0, Math.ceil(Number(at - systemClock.now()) / 1e6)))),
   clear: (handle) => clearTimeout(handle),
 };
+
+const MAX_DELAY_MS = 2 ** 31 - 1;
 
 /** A connection limiter: `size` slots, FIFO, one of them kept for the refresher. */
 export class Limiter {
@@ -33,9 +37,15 @@ export class Limiter {
       return Promise.resolve(this.releaser());
     }
     return new Promise((resolve, reject) => {
-      const entry = { resolve, reject };
+      const entry = {
+        resolve: (release) => {
+          off();
+          resolve(release);
+        },
+        reject,
+      };
       this.queue.push(entry);
-      onAbort(signal, () => {
+      const off = onAbort(signal, () => {
         const i = this.queue.indexOf(entry);
         if (i >= 0) this.queue.splice(i, 1);
         reject(new Cancelled(signal.reason));
@@ -67,8 +77,11 @@ export class Limiter {
 export function onAbort(signal, fn) {
   if (!signal) return () => {};
   if (signal.aborted) {
-    queueMicrotask(fn);
-    return () => {};
+    let live = true;
+    queueMicrotask(() => live && fn());
+    return () => {
+      live = false;
+    };
   }
   signal.addEventListener('abort', fn, { once: true });
   return () => signal.removeEventListener?.('abort', fn);

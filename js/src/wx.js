@@ -39,12 +39,19 @@ function wxLogin(wx) {
 /** wx.request as a promise; `signal` aborts the task. */
 export function wxRequest(wx, options, signal) {
   return new Promise((resolve, reject) => {
+    let off = () => {};
     const task = wx.request({
       ...options,
-      success: resolve,
-      fail: (err) => reject(new TransportError(err)),
+      success: (res) => {
+        off();
+        resolve(res);
+      },
+      fail: (err) => {
+        off();
+        reject(new TransportError(err));
+      },
     });
-    onAbort(signal, () => task?.abort?.());
+    off = onAbort(signal, () => task?.abort?.());
   });
 }
 
