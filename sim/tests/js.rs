@@ -61,7 +61,8 @@ fn js_suite_passes() {
         .lines()
         .filter(|l| {
             l.starts_with("# vectors:")
-                || l.starts_with("# differential:")
+                || l.starts_with("# differential")
+                || l.starts_with("# config vector")
                 || l.starts_with("# pass")
                 || l.starts_with("# fail")
         })
