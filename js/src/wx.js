@@ -87,6 +87,9 @@ export function createWxClient(o) {
   const limiter = new Limiter(maxConcurrent, behind ? 0 : 1);
   const refresher = async (_attempt, signal) => {
     const code = await wxLogin(wx);
+    // A call given up on while wx.login ran goes no further: the next call
+    // may already hold the login's connection.
+    if (signal?.aborted) throw new TransportError({ errMsg: 'login abandoned' });
     const release = behind ? await limiter.take() : limiter.takeReserved();
     try {
       // A login the core gave up on for good has its request aborted.
