@@ -165,6 +165,19 @@ test('refresh ahead of expiry: requests keep going with the current session whil
   assertJudged(client.history());
 });
 
+test('a wx.login that answers after its call was given up on goes no further', async () => {
+  const { world, wx, client, server } = setup({
+    wx: { loginMs: (n) => (n === 1 ? 10_000 : 30) },
+    client: { config: { refreshTimeout: 2n * S, refreshAbandonAfter: 4n * S } },
+  });
+  const pending = Promise.allSettled([client.request({ url: API }), client.request({ url: API })]);
+  await world.run({ untilMs: 30_000 });
+  assert.equal(ok(await pending), 2);
+  assert.equal(wx.logins, 2);
+  assert.equal(server.logins, 1, 'only the live call reached the backend');
+  assertJudged(client.history());
+});
+
 test('page unload cancels its waiting requests with a typed error; the others go on', async () => {
   const { world, client } = setup({ wx: { loginMs: 200 } });
   const page = client.scope();

@@ -161,7 +161,8 @@ export function fakeWx(world, backend, { latencyMs = () => 20, maxTasks = 10, lo
     login(opts) {
       wx.logins += 1;
       const n = wx.logins;
-      world.after(loginMs, () => (loginFails(n) ? opts.fail?.({ errMsg: 'login:fail' }) : opts.success?.({ code: `code${n}` })));
+      const ms = typeof loginMs === 'function' ? loginMs(n) : loginMs;
+      world.after(ms, () => (loginFails(n) ? opts.fail?.({ errMsg: 'login:fail' }) : opts.success?.({ code: `code${n}` })));
     },
     getStorageSync: (k) => (storage.has(k) ? storage.get(k) : ''),
     setStorageSync: (k, v) => storage.set(k, JSON.parse(JSON.stringify(v))),
