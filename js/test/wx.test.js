@@ -175,6 +175,7 @@ test('a wx.login that answers after its call was given up on goes no further', a
   assert.equal(ok(await pending), 2);
   assert.equal(wx.logins, 2);
   assert.equal(server.logins, 1, 'only the live call reached the backend');
+  assert.equal(wx.requests, 3, 'two requests and one login request: the abandoned call sent nothing');
   assertJudged(client.history());
 });
 
