@@ -6,6 +6,7 @@
 import { createWxClient } from '../../src/wx.js';
 import { MUTANT } from '../../src/mutants.js';
 import { appLogin, Backend, fakeWx, World } from './world.js';
+import { randomRun } from './random-world.js';
 
 const API = 'https://api.example.com/items';
 const S = 1_000_000_000n;
@@ -123,4 +124,7 @@ export const scenarios = {
     await s.world.run({ ...BOUND, untilMs: 20_000 });
     return s.client.history();
   },
+  randomWorld1: async (mutant) => (await randomRun(1, mutant)).client.history(),
+  randomWorld2: async (mutant) => (await randomRun(2, mutant)).client.history(),
+  randomWorld3: async (mutant) => (await randomRun(3, mutant)).client.history(),
 };
