@@ -764,6 +764,23 @@ fn config_cases() -> Vec<(&'static str, Config)> {
             }),
         ),
         (
+            "refresh_abandon_after 1 ns below refresh_timeout",
+            with(|c| {
+                c.refresh_abandon_after = c.refresh_timeout.saturating_sub(Duration::from_nanos(1));
+            }),
+        ),
+        (
+            "valid: refresh_abandon_after equal to refresh_timeout",
+            with(|c| c.refresh_abandon_after = c.refresh_timeout),
+        ),
+        (
+            "abandon and back-off broken: the abandon check comes first",
+            with(|c| {
+                c.refresh_abandon_after = Duration::ZERO;
+                c.backoff_max = Duration::ZERO;
+            }),
+        ),
+        (
             "timeout and back-off broken",
             with(|c| {
                 c.refresh_timeout = Duration::ZERO;
@@ -880,6 +897,10 @@ pub fn features(trace: &Value) -> BTreeSet<String> {
     let mut joined: Vec<u64> = Vec::new();
     let mut leases: BTreeMap<u64, (u64, u64)> = BTreeMap::new();
     let mut last_attempt = 0;
+    // Calls that outlived their attempt (a soft timeout, a login) and
+    // calls given up for good.
+    let mut late: BTreeSet<u64> = BTreeSet::new();
+    let mut dropped: BTreeSet<u64> = BTreeSet::new();
     let mut round_attempts = 0;
     let tag = |v: &Value| v["tag"].as_str().unwrap_or("?").to_string();
     let error = |f: &mut BTreeSet<String>, v: &Value| {
@@ -912,8 +933,14 @@ pub fn features(trace: &Value) -> BTreeSet<String> {
         }
         let id = get_int(&v["id"]).ok();
         match tag(input).as_str() {
-            "Timeout" if before["timeout"]["value"] == s["now"] => {
-                f.insert("timer-at-deadline".into());
+            "Timeout" => {
+                if before["timeout"]["value"] == s["now"] {
+                    f.insert("timer-at-deadline".into());
+                }
+                let due = get_int(&before["timeout"]["value"]).is_ok_and(|t| now >= t);
+                if let (true, Ok(a)) = (due, get_int(&s["outstanding"]["value"])) {
+                    late.insert(a);
+                }
             }
             "Reject" => {
                 let lease = (
@@ -927,18 +954,33 @@ pub fn features(trace: &Value) -> BTreeSet<String> {
             "Refreshed" => {
                 let a = get_int(&v["attempt"]).unwrap_or(0);
                 let made = s["generation"] != before["generation"];
-                if a != last_attempt && a != 0 && a < last_attempt {
+                let outstanding = get_int(&before["outstanding"]["value"]).ok();
+                if late.contains(&a) && outstanding == Some(a) {
                     f.insert(format!(
                         "late-answer-{}",
                         if made { "adopted" } else { "ignored" }
                     ));
+                    if !s["actions"].as_array().is_none_or(Vec::is_empty)
+                        && before["phase"] == "Refreshing"
+                        && !made
+                    {
+                        f.insert("late-answer-starts-queued-attempt".into());
+                    }
                 }
-                if a > last_attempt {
+                if dropped.contains(&a) {
+                    f.insert("answer-of-abandoned-call".into());
+                }
+                if a > last_attempt || a == 0 {
                     f.insert("answer-of-unknown-attempt".into());
                 }
             }
-            "SetToken" if before["phase"] == "Refreshing" => {
-                f.insert("login-during-refresh".into());
+            "SetToken" => {
+                if before["phase"] == "Refreshing" {
+                    f.insert("login-during-refresh".into());
+                }
+                if let Ok(a) = get_int(&s["outstanding"]["value"]) {
+                    late.insert(a);
+                }
             }
             "Cancel" if answer["value"]["was_waiting"] == false => {
                 f.insert("cancel-not-waiting".into());
@@ -974,6 +1016,9 @@ pub fn features(trace: &Value) -> BTreeSet<String> {
                     if round_attempts >= 3 {
                         f.insert("third-attempt-in-a-round".into());
                     }
+                }
+                "AbandonRefresh" => {
+                    dropped.insert(get_int(&av["attempt"]).unwrap_or(0));
                 }
                 "Resume" | "Fail" => {
                     let id = get_int(&av["id"]).unwrap_or(0);
