@@ -549,6 +549,26 @@ fn scripts() -> Vec<Script> {
             ],
         },
         Script {
+            name: "refresh-ahead-gives-up-quietly",
+            about: "a refresh ahead of expiry that runs out of attempts fails nobody: requests keep the usable token, the first after the cool-down starts a new background round; once the token is past its safety margin a request waits for a round, is failed with it when it gives up, and the next fails fast until the cool-down ends",
+            config: |c| {
+                base(c);
+                c.max_refresh_attempts = 1;
+                c.cooldown = Duration::from_secs(1);
+            },
+            steps: vec![
+                (0, SetToken("t1".into(), Some(100_000))),
+                (75_000, Acquire(1)),
+                (75_050, RefreshTransient(1)),
+                (75_100, Acquire(2)),
+                (76_100, Acquire(3)),
+                (76_150, RefreshTransient(2)),
+                (95_000, Acquire(4)),
+                (95_050, RefreshTransient(3)),
+                (95_100, Acquire(5)),
+            ],
+        },
+        Script {
             name: "refresh-ahead-gives-up-keeps-token",
             about: "a refresh ahead of expiry that gives up while the token is usable fails no one: Failed with a jittered retry time, requests keep the token; the first request after the retry time is sent and starts a new background round",
             config: |c| {
