@@ -13,7 +13,7 @@ use tokenflight::{
 };
 
 use crate::itf::variant;
-use crate::script::{config_record, input_value, Input, RefreshResult, Script};
+use crate::script::{config_record, Input, RefreshResult, Script};
 
 type OCore = Core<String, String>;
 
@@ -214,6 +214,78 @@ impl Out<'_> {
     fn value(&mut self, v: &Value) -> &mut Self {
         self.raw(&v.to_string())
     }
+
+    /// `"id":N` style fields.
+    fn field(&mut self, name: &str, n: u64) -> &mut Self {
+        self.raw("\"").raw(name).raw("\":").int(n)
+    }
+
+    fn token_field(&mut self, name: &str, token: &str) -> &mut Self {
+        self.raw("\"").raw(name).raw("\":").str(token)
+    }
+
+    /// An input, as `script::input_value` encodes it.
+    fn input(&mut self, input: &Input) -> &mut Self {
+        match input {
+            Input::Acquire { id } => self.tag("Acquire").raw("{").field("id", *id).raw("}}"),
+            Input::Reject {
+                id,
+                token,
+                generation,
+                send,
+            } => self
+                .tag("Reject")
+                .raw("{")
+                .field("id", *id)
+                .raw(",")
+                .token_field("token", token)
+                .raw(",")
+                .field("generation", *generation)
+                .raw(",")
+                .field("send", u64::from(*send))
+                .raw("}}"),
+            Input::Cancel { id } => self.tag("Cancel").raw("{").field("id", *id).raw("}}"),
+            Input::Refreshed { attempt, result } => {
+                self.tag("Refreshed")
+                    .raw("{")
+                    .field("attempt", *attempt)
+                    .raw(",\"result\":");
+                match result {
+                    RefreshResult::Ok { token, expires_at } => self
+                        .tag("Ok")
+                        .raw("{")
+                        .token_field("token", token)
+                        .raw(",\"expires_at\":")
+                        .opt(*expires_at)
+                        .raw("}}"),
+                    RefreshResult::Transient { error } => self
+                        .tag("Transient")
+                        .raw("{")
+                        .token_field("error", error)
+                        .raw("}}"),
+                    RefreshResult::Permanent { error } => self
+                        .tag("Permanent")
+                        .raw("{")
+                        .token_field("error", error)
+                        .raw("}}"),
+                };
+                self.raw("}}")
+            }
+            Input::Timeout => self.unit_variant("Timeout"),
+            Input::SetToken { token, expires_at } => self
+                .tag("SetToken")
+                .raw("{")
+                .token_field("token", token)
+                .raw(",\"expires_at\":")
+                .opt(*expires_at)
+                .raw("}}"),
+            Input::Invalidate { generation } => self
+                .tag("Invalidate")
+                .raw("{")
+                .field("generation", *generation)
+                .raw("}}"),
+        }
+    }
 }
 
 const NONE: &str = "{\"tag\":\"None\",\"value\":{\"#tup\":[]}}";
@@ -281,16 +353,15 @@ fn state(
     core: &mut OCore,
     index: usize,
     now: u64,
-    input: &Value,
+    input: impl FnOnce(&mut Out<'_>),
     out: &mut Out<'_>,
     answer: impl FnOnce(&mut OCore, &mut Out<'_>),
 ) {
     use std::fmt::Write as _;
     let _ = write!(out.0, "{{\"#meta\":{{\"index\":{index}}},\"now\":");
-    out.int(now)
-        .raw(",\"input\":")
-        .value(input)
-        .raw(",\"answer\":");
+    out.int(now).raw(",\"input\":");
+    input(out);
+    out.raw(",\"answer\":");
     answer(core, out);
     out.raw(",\"actions\":[");
     let mut first = true;
@@ -352,16 +423,27 @@ pub fn write_trace_of(mut core: OCore, script: &Script, description: &str, buf: 
     }
     out.raw("],\"states\":[");
     let init = variant("Init", json!({ "config": config_record(&script.config) }));
-    state(&mut core, 0, 0, &init, out, |_, out| {
-        out.raw(NONE);
-    });
+    state(
+        &mut core,
+        0,
+        0,
+        |out| {
+            out.value(&init);
+        },
+        out,
+        |_, out| {
+            out.raw(NONE);
+        },
+    );
     for (i, (now, input)) in script.inputs.iter().enumerate() {
         out.raw(",");
         state(
             &mut core,
             i + 1,
             *now,
-            &input_value(input),
+            |out| {
+                out.input(input);
+            },
             out,
             |core, out| apply(core, *now, input, out),
         );
@@ -471,6 +553,19 @@ pub fn run_batch(input: impl BufRead, mut output: impl Write) -> io::Result<Batc
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_trace_writer_encodes_inputs_as_scripts_do() {
+        for script in crate::random_script::draw_many(0, 300) {
+            let Ok(t) = trace(&script, "") else { continue };
+            for (state, (_, input)) in t["states"].as_array().unwrap()[1..]
+                .iter()
+                .zip(&script.inputs)
+            {
+                assert_eq!(state["input"], crate::script::input_value(input));
+            }
+        }
+    }
 
     #[test]
     fn a_malformed_line_is_answered_and_the_batch_goes_on() {

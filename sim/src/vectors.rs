@@ -549,6 +549,26 @@ fn scripts() -> Vec<Script> {
             ],
         },
         Script {
+            name: "refresh-ahead-gives-up-quietly",
+            about: "a refresh ahead of expiry that runs out of attempts fails nobody: requests keep the usable token, the first after the cool-down starts a new background round; once the token is past its safety margin a request waits for a round, is failed with it when it gives up, and the next fails fast until the cool-down ends",
+            config: |c| {
+                base(c);
+                c.max_refresh_attempts = 1;
+                c.cooldown = Duration::from_secs(1);
+            },
+            steps: vec![
+                (0, SetToken("t1".into(), Some(100_000))),
+                (75_000, Acquire(1)),
+                (75_050, RefreshTransient(1)),
+                (75_100, Acquire(2)),
+                (76_100, Acquire(3)),
+                (76_150, RefreshTransient(2)),
+                (95_000, Acquire(4)),
+                (95_050, RefreshTransient(3)),
+                (95_100, Acquire(5)),
+            ],
+        },
+        Script {
             name: "refresh-ahead-gives-up-keeps-token",
             about: "a refresh ahead of expiry that gives up while the token is usable fails no one: Failed with a jittered retry time, requests keep the token; the first request after the retry time is sent and starts a new background round",
             config: |c| {
@@ -764,6 +784,23 @@ fn config_cases() -> Vec<(&'static str, Config)> {
             }),
         ),
         (
+            "refresh_abandon_after 1 ns below refresh_timeout",
+            with(|c| {
+                c.refresh_abandon_after = c.refresh_timeout.saturating_sub(Duration::from_nanos(1));
+            }),
+        ),
+        (
+            "valid: refresh_abandon_after equal to refresh_timeout",
+            with(|c| c.refresh_abandon_after = c.refresh_timeout),
+        ),
+        (
+            "abandon and back-off broken: the abandon check comes first",
+            with(|c| {
+                c.refresh_abandon_after = Duration::ZERO;
+                c.backoff_max = Duration::ZERO;
+            }),
+        ),
+        (
             "timeout and back-off broken",
             with(|c| {
                 c.refresh_timeout = Duration::ZERO;
@@ -880,6 +917,10 @@ pub fn features(trace: &Value) -> BTreeSet<String> {
     let mut joined: Vec<u64> = Vec::new();
     let mut leases: BTreeMap<u64, (u64, u64)> = BTreeMap::new();
     let mut last_attempt = 0;
+    // Calls that outlived their attempt (a soft timeout, a login) and
+    // calls given up for good.
+    let mut late: BTreeSet<u64> = BTreeSet::new();
+    let mut dropped: BTreeSet<u64> = BTreeSet::new();
     let mut round_attempts = 0;
     let tag = |v: &Value| v["tag"].as_str().unwrap_or("?").to_string();
     let error = |f: &mut BTreeSet<String>, v: &Value| {
@@ -912,8 +953,14 @@ pub fn features(trace: &Value) -> BTreeSet<String> {
         }
         let id = get_int(&v["id"]).ok();
         match tag(input).as_str() {
-            "Timeout" if before["timeout"]["value"] == s["now"] => {
-                f.insert("timer-at-deadline".into());
+            "Timeout" => {
+                if before["timeout"]["value"] == s["now"] {
+                    f.insert("timer-at-deadline".into());
+                }
+                let due = get_int(&before["timeout"]["value"]).is_ok_and(|t| now >= t);
+                if let (true, Ok(a)) = (due, get_int(&s["outstanding"]["value"])) {
+                    late.insert(a);
+                }
             }
             "Reject" => {
                 let lease = (
@@ -927,18 +974,33 @@ pub fn features(trace: &Value) -> BTreeSet<String> {
             "Refreshed" => {
                 let a = get_int(&v["attempt"]).unwrap_or(0);
                 let made = s["generation"] != before["generation"];
-                if a != last_attempt && a != 0 && a < last_attempt {
+                let outstanding = get_int(&before["outstanding"]["value"]).ok();
+                if late.contains(&a) && outstanding == Some(a) {
                     f.insert(format!(
                         "late-answer-{}",
                         if made { "adopted" } else { "ignored" }
                     ));
+                    if !s["actions"].as_array().is_none_or(Vec::is_empty)
+                        && before["phase"] == "Refreshing"
+                        && !made
+                    {
+                        f.insert("late-answer-starts-queued-attempt".into());
+                    }
                 }
-                if a > last_attempt {
+                if dropped.contains(&a) {
+                    f.insert("answer-of-abandoned-call".into());
+                }
+                if a > last_attempt || a == 0 {
                     f.insert("answer-of-unknown-attempt".into());
                 }
             }
-            "SetToken" if before["phase"] == "Refreshing" => {
-                f.insert("login-during-refresh".into());
+            "SetToken" => {
+                if before["phase"] == "Refreshing" {
+                    f.insert("login-during-refresh".into());
+                }
+                if let Ok(a) = get_int(&s["outstanding"]["value"]) {
+                    late.insert(a);
+                }
             }
             "Cancel" if answer["value"]["was_waiting"] == false => {
                 f.insert("cancel-not-waiting".into());
@@ -974,6 +1036,9 @@ pub fn features(trace: &Value) -> BTreeSet<String> {
                     if round_attempts >= 3 {
                         f.insert("third-attempt-in-a-round".into());
                     }
+                }
+                "AbandonRefresh" => {
+                    dropped.insert(get_int(&av["attempt"]).unwrap_or(0));
                 }
                 "Resume" | "Fail" => {
                     let id = get_int(&av["id"]).unwrap_or(0);
