@@ -56,7 +56,7 @@ fn the_port_agrees_with_every_vector() {
 
 #[test]
 fn the_port_agrees_with_the_oracle_on_random_scripts() {
-    for script in random_script::draw_many(1_000_000, 3_000) {
+    for script in random_script::draw_many(1_000_000, 10_000) {
         let want = oracle::trace(&script, "").ok();
         let got = port::states(&script, None);
         match (want, got) {
