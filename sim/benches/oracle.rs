@@ -3,6 +3,9 @@
 //! second) so that a port can be checked differentially on hundreds of
 //! thousands of scripts. `cargo bench -p tokenflight-sim --bench oracle`.
 
+// `criterion_main!` writes a `main` of its own, without a doc comment.
+#![allow(missing_docs)]
+
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use tokenflight_sim::{oracle, random_script};
 
