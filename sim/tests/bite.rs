@@ -88,9 +88,9 @@ fn every_port_bug_is_caught_by_a_vector() {
             .map(|(n, _)| n.as_str())
             .collect();
         eprintln!(
-            "{bug:?}: caught by {} vectors, first {:?}",
+            "| `{bug:?}` | {} | {} |",
             caught.len(),
-            caught.first()
+            caught.first().map_or("-", |n| n.trim_end_matches(".itf.json"))
         );
         if caught.is_empty() {
             missed.push(bug);
