@@ -1,6 +1,6 @@
 //! A script: a configuration and timed inputs for the core, as the
 //! conformance kit reads and writes it (the ITF input encoding of
-//! `spec/core.md`). The oracle runs scripts, the random generator draws
+//! `spec/README.md`). The oracle runs scripts, the random generator draws
 //! them, the vectors are made of them.
 //!
 //! Decoding is strict about shape (every config field present, no unknown

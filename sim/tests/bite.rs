@@ -1,5 +1,5 @@
-//! The vectors bite: a second implementation of the core, written from the
-//! spec as a port would be (`port/`), agrees with every vector and with the
+//! The vectors bite: a second implementation of the core that follows the
+//! spec step by step, as a port would (`port/`), agrees with every vector and with the
 //! oracle on random scripts; each plausible port bug planted in it is caught
 //! by at least one committed vector, and so is each of the core's own
 //! planted bugs.
@@ -90,7 +90,9 @@ fn every_port_bug_is_caught_by_a_vector() {
         eprintln!(
             "| `{bug:?}` | {} | {} |",
             caught.len(),
-            caught.first().map_or("-", |n| n.trim_end_matches(".itf.json"))
+            caught
+                .first()
+                .map_or("-", |n| n.trim_end_matches(".itf.json"))
         );
         if caught.is_empty() {
             missed.push(bug);

@@ -1,5 +1,5 @@
-//! A second implementation of the core, written from `spec/core.md` the way
-//! a port to another language would be: plain `u64` nanoseconds, its own
+//! A second implementation of the core, following `spec/README.md` the way
+//! a port to another language would: plain `u64` nanoseconds, its own
 //! SplitMix64, its own state, its own ITF writer. Without a bug it must
 //! agree with every vector and with the oracle; each [`Bug`] is one way a
 //! port author could plausibly get the spec wrong, and the vectors must
