@@ -305,6 +305,23 @@ pub fn event_from(v: &Value) -> Result<(Timestamp, Event), String> {
 /// # Errors
 ///
 /// The first malformed line ([`JudgeError`]); nothing is judged then.
+///
+/// # Examples
+///
+/// ```
+/// use tokenflight::check::Rule;
+/// use tokenflight_sim::judge::judge;
+///
+/// let history = "{\"at\":0,\"type\":\"RefreshStarted\",\"attempt\":1}\n\
+///                {\"at\":1,\"type\":\"RefreshStarted\",\"attempt\":2}\n";
+/// let verdict = judge(history.as_bytes(), false).unwrap();
+/// assert!(!verdict.ok());
+/// let first = verdict.first().unwrap();
+/// assert_eq!((first.rule, first.line), (Rule::S1, Some(2)));
+///
+/// let bad = judge("{\"at\":0,\"type\":\"Teleported\"}".as_bytes(), false).unwrap_err();
+/// assert_eq!((bad.line, bad.kind), (1, "schema"));
+/// ```
 pub fn judge(input: impl BufRead, healed: bool) -> Result<Verdict, JudgeError> {
     let mut monitor: Option<Monitor> = None;
     let mut lines: Vec<usize> = Vec::new();

@@ -18,6 +18,7 @@
 //! scheduled), and every random choice comes from the seed, so a seed
 //! replays a run byte for byte.
 
+mod fast_script;
 pub mod flight;
 pub mod html;
 pub mod itf;

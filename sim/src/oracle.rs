@@ -527,6 +527,20 @@ pub struct Batch {
 /// # Errors
 ///
 /// I/O errors only: a malformed line is answered, not fatal.
+///
+/// # Examples
+///
+/// ```
+/// use tokenflight_sim::{oracle, random_script};
+///
+/// let mut input = random_script::draw(1).to_json().to_string();
+/// input.push_str("\nnot a script\n");
+/// let mut output = Vec::new();
+/// let batch = oracle::run_batch(input.as_bytes(), &mut output).unwrap();
+/// assert_eq!((batch.traces + batch.errors), 2);
+/// let lines: Vec<&str> = std::str::from_utf8(&output).unwrap().lines().collect();
+/// assert!(lines[1].contains("\"error\":\"json\""));
+/// ```
 pub fn run_batch(input: impl BufRead, mut output: impl Write) -> io::Result<Batch> {
     let mut batch = Batch::default();
     let mut buf = String::with_capacity(1 << 16);

@@ -20,7 +20,7 @@ use tokenflight::{
 };
 
 use crate::rng::Rng;
-use crate::script::{Input, RefreshResult, Script};
+use crate::script::{nanos, Input, RefreshResult, Script};
 
 const MS: u64 = 1_000_000;
 
@@ -57,9 +57,7 @@ fn draw_config(r: &mut Rng) -> Config {
     c.refresh_abandon_after = match r.below(4) {
         0 => c.refresh_timeout,
         1 => Duration::from_nanos(u64::MAX),
-        _ => c
-            .refresh_timeout
-            .saturating_add(Duration::from_nanos(r.below(800 * MS))),
+        _ => Duration::from_nanos(nanos(c.refresh_timeout).saturating_add(r.below(800 * MS))),
     };
     c.safety_margin = match r.below(4) {
         0 => Duration::ZERO,
@@ -67,11 +65,12 @@ fn draw_config(r: &mut Rng) -> Config {
         _ => Duration::from_nanos(r.below(50 * MS)),
     };
     c.backoff_initial = draw_duration(r, 50);
+    // In nanoseconds, saturating: a script's durations are what its JSON
+    // encoding can hold.
     c.backoff_max = if r.chance(0.3) {
         c.backoff_initial
     } else {
-        c.backoff_initial
-            .saturating_add(Duration::from_nanos(r.below(300 * MS)))
+        Duration::from_nanos(nanos(c.backoff_initial).saturating_add(r.below(300 * MS)))
     };
     c.cooldown = draw_duration(r, 500);
     c.expiry_skew = draw_duration(r, 200);

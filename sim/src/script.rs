@@ -1,6 +1,6 @@
 //! A script: a configuration and timed inputs for the core, as the
 //! conformance kit reads and writes it (the ITF input encoding of
-//! `spec/core.md`). The oracle runs scripts, the random generator draws
+//! `spec/README.md`). The oracle runs scripts, the random generator draws
 //! them, the vectors are made of them.
 //!
 //! Decoding is strict about shape (every config field present, no unknown
@@ -264,10 +264,15 @@ pub fn config_record(c: &Config) -> Value {
 ///
 /// The first missing, unknown or out-of-range field.
 pub fn config_from(v: &Value) -> Result<Config, ScriptError> {
-    let schema = ScriptError::Schema;
     let o = v
         .as_object()
-        .ok_or_else(|| schema(format!("config is not an object: {v}")))?;
+        .ok_or_else(|| ScriptError::Schema(format!("config is not an object: {v}")))?;
+    config_from_fields(o)
+}
+
+/// Reads a config record's fields: every field present, none unknown.
+pub(crate) fn config_from_fields(o: &Map<String, Value>) -> Result<Config, ScriptError> {
+    let schema = ScriptError::Schema;
     if let Some(k) = o.keys().find(|k| !FIELDS.iter().any(|f| f.name == *k)) {
         return Err(schema(format!("config: unknown field {k:?}")));
     }
@@ -434,6 +439,9 @@ impl Script {
     /// assert_eq!(Script::parse("{").unwrap_err().kind(), "json");
     /// ```
     pub fn parse(line: &str) -> Result<Script, ScriptError> {
+        if let Some(script) = crate::fast_script::parse(line) {
+            return Ok(script);
+        }
         let v: Value = serde_json::from_str(line).map_err(|e| ScriptError::Json(e.to_string()))?;
         Script::from_json(&v)
     }
@@ -538,6 +546,47 @@ mod tests {
         };
         let line = s.to_json().to_string();
         assert_eq!(Script::parse(&line), Ok(s));
+    }
+
+    /// The fast reader and the precise one read the same scripts the same
+    /// way (the fast one may only give up).
+    #[test]
+    fn both_readers_agree() {
+        let precise = |line: &str| {
+            let v: Value = serde_json::from_str(line).unwrap();
+            Script::from_json(&v)
+        };
+        for s in crate::random_script::draw_many(0, 500) {
+            let line = s.to_json().to_string();
+            assert_eq!(crate::fast_script::parse(&line).as_ref(), Some(&s));
+            assert_eq!(precise(&line).as_ref(), Ok(&s));
+        }
+        let mut v = Script {
+            config: Config::default(),
+            inputs: every_input(),
+        }
+        .to_json();
+        // Lenient spellings: plain numbers, decimal strings, null options.
+        v["config"]["seed"] = json!(7);
+        v["config"]["cooldown_ns"] = json!("123");
+        v["inputs"][0]["now"] = json!("18446744073709551615");
+        v["inputs"][7]["input"]["value"]["expires_at"] = json!(null);
+        v["inputs"][3]["input"]["value"]["result"]["value"]["expires_at"] = json!(5);
+        let line = v.to_string();
+        let fast = crate::fast_script::parse(&line).expect("read fast");
+        assert_eq!(Ok(fast), precise(&line));
+        // What the precise reader refuses, the fast one does not read.
+        for bad in [
+            json!({"config": v["config"], "inputs": [], "extra": 1}),
+            json!({"config": {"seed": 1}, "inputs": []}),
+            json!({"config": v["config"], "inputs": [{"now": -1, "input": "Timeout"}]}),
+            json!({"config": v["config"], "inputs": [{"now": 1.5, "input": {"tag": "Timeout", "value": {"#tup": []}}}]}),
+            json!({"config": v["config"], "inputs": [{"now": 1, "input": {"tag": "Reject", "value": {"id": 1, "token": "t", "generation": 1, "send": 4294967296u64}}}]}),
+        ] {
+            let line = bad.to_string();
+            assert!(precise(&line).is_err(), "{line}");
+            assert!(crate::fast_script::parse(&line).is_none(), "{line}");
+        }
     }
 
     #[test]

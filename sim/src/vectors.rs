@@ -327,9 +327,16 @@ fn scripts() -> Vec<Script> {
         },
         Script {
             name: "duplicate-request-id",
-            about: "an id that is already waiting fails the newcomer and leaves the waiter alone",
+            about: "an id that is already waiting fails the newcomer and leaves the waiter alone; a rejection naming a waiting id is judged as a rejection first (an unknown generation, then the retry budget) and only then as a duplicate",
             config: base,
-            steps: vec![(0, Acquire(1)), (1, Acquire(1)), (50, RefreshOk(1, "t1".into(), None))],
+            steps: vec![
+                (0, Acquire(1)),
+                (1, Acquire(1)),
+                (2, RejectWith(1, 5, 1)),
+                (3, RejectWith(1, 0, 3)),
+                (4, RejectWith(1, 0, 1)),
+                (50, RefreshOk(1, "t1".into(), None)),
+            ],
         },
         Script {
             name: "login-supersedes-refresh",

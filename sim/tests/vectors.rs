@@ -308,3 +308,44 @@ fn vectors_stay_small() {
     }
     assert!(total <= 2_000, "{total} states in all");
 }
+
+/// The spec names the vectors that pin each rule: every vector it names
+/// exists, and every hand-written vector is named by a rule of its table.
+#[test]
+fn the_spec_names_existing_vectors_and_every_vector_is_named() {
+    let spec_path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../spec/README.md");
+    let spec = std::fs::read_to_string(spec_path).unwrap();
+    let files: BTreeSet<String> = committed().into_iter().map(|(n, _)| n).collect();
+    // Names written out: `NN-some-name`.
+    for (i, _) in spec.match_indices('`') {
+        let rest = &spec[i + 1..];
+        let name: String = rest
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || *c == '-')
+            .collect();
+        let numbered = name.len() > 3 && name.as_bytes()[..2].iter().all(u8::is_ascii_digit);
+        if numbered && name.as_bytes()[2] == b'-' && rest[name.len()..].starts_with('`') {
+            assert!(
+                files.contains(&format!("{name}.itf.json")),
+                "the spec names {name}, which is not a vector"
+            );
+        }
+    }
+    // Numbers in the last column of the rules table.
+    let table = &spec[spec.find("## 8 Rules").unwrap()..spec.find("## 9 ").unwrap()];
+    let mut named = BTreeSet::new();
+    for line in table.lines().filter(|l| l.starts_with('|')) {
+        let last = line.trim_end_matches('|').rsplit('|').next().unwrap_or("");
+        for word in last.split(|c: char| !c.is_ascii_digit()) {
+            if word.len() == 2 {
+                named.insert(word.to_string());
+            }
+        }
+    }
+    for f in files.iter().filter(|f| f.as_bytes()[0].is_ascii_digit()) {
+        assert!(
+            named.contains(&f[..2]),
+            "no rule of the spec's table names {f}"
+        );
+    }
+}

@@ -1,5 +1,5 @@
-//! A second implementation of the core, written from `spec/core.md` the way
-//! a port to another language would be: plain `u64` nanoseconds, its own
+//! A second implementation of the core, following `spec/README.md` the way
+//! a port to another language would: plain `u64` nanoseconds, its own
 //! SplitMix64, its own state, its own ITF writer. Without a bug it must
 //! agree with every vector and with the oracle; each [`Bug`] is one way a
 //! port author could plausibly get the spec wrong, and the vectors must
@@ -69,6 +69,9 @@ pub(crate) enum Bug {
     LoginKeepsWaiters,
     /// A cancel of a waiter also drops the next one.
     CancelDropsNext,
+    /// A rejection naming a waiting id is answered as a duplicate before
+    /// its generation and retry budget are looked at.
+    DuplicateCheckedFirst,
     /// The next attempt starts while the timed-out call is still out.
     StartBesideCall,
     /// A request that finds a usable token during a refresh waits.
@@ -88,7 +91,7 @@ pub(crate) enum Bug {
 }
 
 impl Bug {
-    pub(crate) const ALL: [Bug; 34] = [
+    pub(crate) const ALL: [Bug; 35] = [
         Bug::JitterStateAfterSeed,
         Bug::SkewOwnStream,
         Bug::EqualJitterHalfHalf,
@@ -115,6 +118,7 @@ impl Bug {
         Bug::HandOutRejected,
         Bug::LoginKeepsWaiters,
         Bug::CancelDropsNext,
+        Bug::DuplicateCheckedFirst,
         Bug::StartBesideCall,
         Bug::ParkWhileUsable,
         Bug::NoSafetyMargin,
@@ -338,6 +342,11 @@ impl Port {
 
     fn reject(&mut self, now: u64, id: u64, generation: u64, send: u32) -> Next {
         let now = self.advance(now);
+        let waiting =
+            matches!(&self.st, St::Refreshing { waiters, .. } if waiters.contains_key(&id));
+        if waiting && self.is(Bug::DuplicateCheckedFirst) {
+            return Next::Fail(err("DuplicateRequest"));
+        }
         let generation = if self.is(Bug::NoUnknownGeneration) {
             generation.min(self.generation)
         } else {
