@@ -346,3 +346,89 @@ fn every_violation_keeps_its_line() {
         v.counts
     );
 }
+
+/// The judge reads back exactly what a history says: on the histories of
+/// the real core driven by random scripts (hostile inputs included, so
+/// some histories do break rules: a forged lease is a rejection of a
+/// request never sent), its verdict equals the checker's in-process one.
+#[test]
+fn the_judge_agrees_with_the_checker_in_process() {
+    use std::sync::Arc;
+    use tokenflight::{Generation, Lease, RefreshId};
+    use tokenflight_sim::random_script;
+    use tokenflight_sim::script::{Input, RefreshResult};
+
+    let mut broken = 0;
+    for script in random_script::draw_many(77, 300) {
+        let Ok(core) = Core::<String, String>::new(script.config.clone()) else {
+            continue;
+        };
+        let mut rec = Recorder::new(core).logging();
+        let ts = Timestamp::from_nanos;
+        let fresh = |token: &str, e: Option<u64>| {
+            let f = Fresh::new(token.to_string());
+            match e {
+                Some(e) => f.expiring_at(ts(e)),
+                None => f,
+            }
+        };
+        for (now, input) in &script.inputs {
+            let t = ts(*now);
+            match input {
+                Input::Acquire { id } => {
+                    let _ = rec.acquire(t, RequestId(*id));
+                }
+                Input::Reject {
+                    id,
+                    token,
+                    generation,
+                    send,
+                } => {
+                    let lease =
+                        Lease::from_parts(Arc::new(token.clone()), Generation(*generation), *send);
+                    let _ = rec.reject(t, RequestId(*id), &lease);
+                }
+                Input::Cancel { id } => {
+                    rec.cancel(t, RequestId(*id));
+                }
+                Input::Refreshed { attempt, result } => {
+                    let result = match result {
+                        RefreshResult::Ok { token, expires_at } => Ok(fresh(token, *expires_at)),
+                        RefreshResult::Transient { error } => {
+                            Err(RefreshError::Transient(error.clone()))
+                        }
+                        RefreshResult::Permanent { error } => {
+                            Err(RefreshError::Permanent(error.clone()))
+                        }
+                    };
+                    rec.refreshed(t, RefreshId(*attempt), result);
+                }
+                Input::Timeout => rec.timeout(t),
+                Input::SetToken { token, expires_at } => {
+                    rec.set_token(t, fresh(token, *expires_at))
+                }
+                Input::Invalidate { generation } => rec.invalidate(t, Generation(*generation)),
+            }
+            while rec.poll_action().is_some() {}
+        }
+        rec.finish();
+        let mut text = limits_line(&Limits::of(&script.config)).to_string() + "\n";
+        for (at, e) in rec.log().unwrap() {
+            text.push_str(&event_line(*at, e).to_string());
+            text.push('\n');
+        }
+        let verdict = judge::judge(text.as_bytes(), true).unwrap();
+        let m = rec.monitor();
+        let counts: Vec<u64> = Rule::ALL.iter().map(|r| m.count(*r)).collect();
+        let judged: Vec<u64> = verdict.counts.iter().map(|(_, n)| *n).collect();
+        assert_eq!(judged, counts, "{}", script.to_json());
+        let first = |v: &judge::Finding| (v.rule, v.at, v.detail.clone());
+        assert_eq!(
+            verdict.first().map(first),
+            m.first_violation()
+                .map(|v| (v.rule, v.at.as_nanos(), v.detail.clone()))
+        );
+        broken += usize::from(!verdict.ok());
+    }
+    assert!(broken > 0, "some hostile histories break a rule");
+}
