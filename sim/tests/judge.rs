@@ -432,3 +432,115 @@ fn the_judge_agrees_with_the_checker_in_process() {
     }
     assert!(broken > 0, "some hostile histories break a rule");
 }
+
+/// A simulator trace line (`--trace`) as a judge line; `None` for the
+/// server's and the network's facts, which are not checker events.
+fn judge_line(v: &Value) -> Option<String> {
+    let at = v["t"].as_u64()?;
+    let (ty, fields) = match v["ev"].as_str()? {
+        "arrived" => ("Arrived", format!("\"id\":{}", v["id"])),
+        "sent" => (
+            "Sent",
+            format!("\"id\":{},\"generation\":{}", v["id"], v["gen"]),
+        ),
+        "rejected" => (
+            "Rejected",
+            format!("\"id\":{},\"generation\":{}", v["id"], v["gen"]),
+        ),
+        "waiting" => ("Waiting", format!("\"id\":{}", v["id"])),
+        "completed" => ("Completed", format!("\"id\":{}", v["id"])),
+        "failed" => ("Failed", format!("\"id\":{}", v["id"])),
+        "cancelled" => ("Cancelled", format!("\"id\":{}", v["id"])),
+        "refresh_started" => ("RefreshStarted", format!("\"attempt\":{}", v["attempt"])),
+        "refresh_ended" => (
+            "RefreshEnded",
+            format!("\"attempt\":{},\"ok\":{}", v["attempt"], v["ok"]),
+        ),
+        "refresh_abandoned" => ("RefreshAbandoned", format!("\"attempt\":{}", v["attempt"])),
+        "refresh_dropped" => ("RefreshDropped", format!("\"attempt\":{}", v["attempt"])),
+        "new_generation" => (
+            "NewGeneration",
+            format!(
+                "\"generation\":{},\"expires_at\":{},\"from\":{}",
+                v["gen"], v["expires_at"], v["from"]
+            ),
+        ),
+        "invalidated" => ("Invalidated", format!("\"generation\":{}", v["gen"])),
+        "phase" => {
+            let p = match v["phase"].as_str()? {
+                "idle" => "Idle",
+                "refreshing" => "Refreshing",
+                _ => "Failed",
+            };
+            ("PhaseChanged", format!("\"phase\":\"{p}\""))
+        }
+        _ => return None,
+    };
+    Some(format!("{{\"at\":{at},\"type\":\"{ty}\",{fields}}}"))
+}
+
+/// The simulator's runs, written out and judged by the command: the
+/// recipe's history breaks the rules its own checker counted (double
+/// refreshes, hung and stale requests), tokenflight's breaks none.
+#[test]
+fn the_command_judges_the_simulated_recipe_and_core() {
+    use tokenflight_sim::{run_recipe, run_tokenflight, RunOptions, Scenario};
+
+    let dir = std::env::temp_dir().join(format!("tokenflight-judge-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut recipe_broke = std::collections::BTreeSet::new();
+    for seed in 0..6 {
+        let sc = Scenario::draw(seed, 800);
+        for algo in ["recipe", "tokenflight"] {
+            let path = dir.join(format!("{seed}-{algo}.jsonl"));
+            let opts = RunOptions {
+                trace: Some(Box::new(std::fs::File::create(&path).unwrap())),
+                timeline: None,
+            };
+            let report = if algo == "recipe" {
+                run_recipe(&sc, opts)
+            } else {
+                run_tokenflight(&sc, opts)
+            };
+            let limits = if algo == "recipe" {
+                Limits::unbounded()
+            } else {
+                Limits::of(&sc.core.config(sc.seed))
+            };
+            let mut history = limits_line(&limits).to_string() + "\n";
+            for line in std::fs::read_to_string(&path).unwrap().lines() {
+                let v: Value = serde_json::from_str(line).unwrap();
+                if let Some(l) = judge_line(&v) {
+                    history.push_str(&l);
+                    history.push('\n');
+                }
+            }
+            let (code, verdict) = verdict(&["--heal"], &history);
+            // The checker's rows of the report, in `Rule::ALL` order.
+            for rule in Rule::ALL {
+                let name = format!("{rule:?}");
+                let counted = report
+                    .rule_counts
+                    .iter()
+                    .find(|(k, _)| *k == name)
+                    .map_or(0, |(_, n)| *n);
+                assert_eq!(
+                    verdict["counts"][&name], counted,
+                    "seed {seed}, {algo}, {name}"
+                );
+                if algo == "recipe" && counted > 0 {
+                    recipe_broke.insert(name);
+                }
+            }
+            if algo == "tokenflight" {
+                assert_eq!(code, 0, "seed {seed}: {verdict}");
+            }
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(
+        recipe_broke.len() >= 2,
+        "the recipe broke only {recipe_broke:?}"
+    );
+    eprintln!("the recipe's histories broke {recipe_broke:?}");
+}
