@@ -434,7 +434,7 @@ pub(super) fn scripts() -> Vec<Script> {
         },
         Script {
             name: "skew-jitter-draws",
-            about: "every installed token with an expiry draws skew jitter from the shared stream (an already expired login too); a refreshed token that arrives expired draws nothing; a span of zero draws nothing; the back-off draws that follow show where the stream stands",
+            about: "every installed token with an expiry draws skew jitter from the shared stream (an already expired login too); a refreshed token that arrives expired draws nothing; the back-off that follows shows where the stream stands, and valid_until the skew drawn for the last token",
             config: |c| {
                 c.seed = 5;
                 c.skew_jitter = Duration::from_nanos(7_777_777);
