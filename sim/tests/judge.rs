@@ -346,3 +346,201 @@ fn every_violation_keeps_its_line() {
         v.counts
     );
 }
+
+/// The judge reads back exactly what a history says: on the histories of
+/// the real core driven by random scripts (hostile inputs included, so
+/// some histories do break rules: a forged lease is a rejection of a
+/// request never sent), its verdict equals the checker's in-process one.
+#[test]
+fn the_judge_agrees_with_the_checker_in_process() {
+    use std::sync::Arc;
+    use tokenflight::{Generation, Lease, RefreshId};
+    use tokenflight_sim::random_script;
+    use tokenflight_sim::script::{Input, RefreshResult};
+
+    let mut broken = 0;
+    for script in random_script::draw_many(77, 300) {
+        let Ok(core) = Core::<String, String>::new(script.config.clone()) else {
+            continue;
+        };
+        let mut rec = Recorder::new(core).logging();
+        let ts = Timestamp::from_nanos;
+        let fresh = |token: &str, e: Option<u64>| {
+            let f = Fresh::new(token.to_string());
+            match e {
+                Some(e) => f.expiring_at(ts(e)),
+                None => f,
+            }
+        };
+        for (now, input) in &script.inputs {
+            let t = ts(*now);
+            match input {
+                Input::Acquire { id } => {
+                    let _ = rec.acquire(t, RequestId(*id));
+                }
+                Input::Reject {
+                    id,
+                    token,
+                    generation,
+                    send,
+                } => {
+                    let lease =
+                        Lease::from_parts(Arc::new(token.clone()), Generation(*generation), *send);
+                    let _ = rec.reject(t, RequestId(*id), &lease);
+                }
+                Input::Cancel { id } => {
+                    rec.cancel(t, RequestId(*id));
+                }
+                Input::Refreshed { attempt, result } => {
+                    let result = match result {
+                        RefreshResult::Ok { token, expires_at } => Ok(fresh(token, *expires_at)),
+                        RefreshResult::Transient { error } => {
+                            Err(RefreshError::Transient(error.clone()))
+                        }
+                        RefreshResult::Permanent { error } => {
+                            Err(RefreshError::Permanent(error.clone()))
+                        }
+                    };
+                    rec.refreshed(t, RefreshId(*attempt), result);
+                }
+                Input::Timeout => rec.timeout(t),
+                Input::SetToken { token, expires_at } => {
+                    rec.set_token(t, fresh(token, *expires_at))
+                }
+                Input::Invalidate { generation } => rec.invalidate(t, Generation(*generation)),
+            }
+            while rec.poll_action().is_some() {}
+        }
+        rec.finish();
+        let mut text = limits_line(&Limits::of(&script.config)).to_string() + "\n";
+        for (at, e) in rec.log().unwrap() {
+            text.push_str(&event_line(*at, e).to_string());
+            text.push('\n');
+        }
+        let verdict = judge::judge(text.as_bytes(), true).unwrap();
+        let m = rec.monitor();
+        let counts: Vec<u64> = Rule::ALL.iter().map(|r| m.count(*r)).collect();
+        let judged: Vec<u64> = verdict.counts.iter().map(|(_, n)| *n).collect();
+        assert_eq!(judged, counts, "{}", script.to_json());
+        let first = |v: &judge::Finding| (v.rule, v.at, v.detail.clone());
+        assert_eq!(
+            verdict.first().map(first),
+            m.first_violation()
+                .map(|v| (v.rule, v.at.as_nanos(), v.detail.clone()))
+        );
+        broken += usize::from(!verdict.ok());
+    }
+    assert!(broken > 0, "some hostile histories break a rule");
+}
+
+/// A simulator trace line (`--trace`) as a judge line; `None` for the
+/// server's and the network's facts, which are not checker events.
+fn judge_line(v: &Value) -> Option<String> {
+    let at = v["t"].as_u64()?;
+    let (ty, fields) = match v["ev"].as_str()? {
+        "arrived" => ("Arrived", format!("\"id\":{}", v["id"])),
+        "sent" => (
+            "Sent",
+            format!("\"id\":{},\"generation\":{}", v["id"], v["gen"]),
+        ),
+        "rejected" => (
+            "Rejected",
+            format!("\"id\":{},\"generation\":{}", v["id"], v["gen"]),
+        ),
+        "waiting" => ("Waiting", format!("\"id\":{}", v["id"])),
+        "completed" => ("Completed", format!("\"id\":{}", v["id"])),
+        "failed" => ("Failed", format!("\"id\":{}", v["id"])),
+        "cancelled" => ("Cancelled", format!("\"id\":{}", v["id"])),
+        "refresh_started" => ("RefreshStarted", format!("\"attempt\":{}", v["attempt"])),
+        "refresh_ended" => (
+            "RefreshEnded",
+            format!("\"attempt\":{},\"ok\":{}", v["attempt"], v["ok"]),
+        ),
+        "refresh_abandoned" => ("RefreshAbandoned", format!("\"attempt\":{}", v["attempt"])),
+        "refresh_dropped" => ("RefreshDropped", format!("\"attempt\":{}", v["attempt"])),
+        "new_generation" => (
+            "NewGeneration",
+            format!(
+                "\"generation\":{},\"expires_at\":{},\"from\":{}",
+                v["gen"], v["expires_at"], v["from"]
+            ),
+        ),
+        "invalidated" => ("Invalidated", format!("\"generation\":{}", v["gen"])),
+        "phase" => {
+            let p = match v["phase"].as_str()? {
+                "idle" => "Idle",
+                "refreshing" => "Refreshing",
+                _ => "Failed",
+            };
+            ("PhaseChanged", format!("\"phase\":\"{p}\""))
+        }
+        _ => return None,
+    };
+    Some(format!("{{\"at\":{at},\"type\":\"{ty}\",{fields}}}"))
+}
+
+/// The simulator's runs, written out and judged by the command: the
+/// recipe's history breaks the rules its own checker counted (double
+/// refreshes, hung and stale requests), tokenflight's breaks none.
+#[test]
+fn the_command_judges_the_simulated_recipe_and_core() {
+    use tokenflight_sim::{run_recipe, run_tokenflight, RunOptions, Scenario};
+
+    let dir = std::env::temp_dir().join(format!("tokenflight-judge-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut recipe_broke = std::collections::BTreeSet::new();
+    for seed in 0..6 {
+        let sc = Scenario::draw(seed, 800);
+        for algo in ["recipe", "tokenflight"] {
+            let path = dir.join(format!("{seed}-{algo}.jsonl"));
+            let opts = RunOptions {
+                trace: Some(Box::new(std::fs::File::create(&path).unwrap())),
+                timeline: None,
+            };
+            let report = if algo == "recipe" {
+                run_recipe(&sc, opts)
+            } else {
+                run_tokenflight(&sc, opts)
+            };
+            let limits = if algo == "recipe" {
+                Limits::unbounded()
+            } else {
+                Limits::of(&sc.core.config(sc.seed))
+            };
+            let mut history = limits_line(&limits).to_string() + "\n";
+            for line in std::fs::read_to_string(&path).unwrap().lines() {
+                let v: Value = serde_json::from_str(line).unwrap();
+                if let Some(l) = judge_line(&v) {
+                    history.push_str(&l);
+                    history.push('\n');
+                }
+            }
+            let (code, verdict) = verdict(&["--heal"], &history);
+            // The checker's rows of the report, in `Rule::ALL` order.
+            for rule in Rule::ALL {
+                let name = format!("{rule:?}");
+                let counted = report
+                    .rule_counts
+                    .iter()
+                    .find(|(k, _)| *k == name)
+                    .map_or(0, |(_, n)| *n);
+                assert_eq!(
+                    verdict["counts"][&name], counted,
+                    "seed {seed}, {algo}, {name}"
+                );
+                if algo == "recipe" && counted > 0 {
+                    recipe_broke.insert(name);
+                }
+            }
+            if algo == "tokenflight" {
+                assert_eq!(code, 0, "seed {seed}: {verdict}");
+            }
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(
+        recipe_broke.len() >= 2,
+        "the recipe broke only {recipe_broke:?}"
+    );
+    eprintln!("the recipe's histories broke {recipe_broke:?}");
+}

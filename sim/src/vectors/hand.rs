@@ -1,34 +1,24 @@
-//! Conformance vectors: small traces of the core, inputs with their times
-//! and the exact outputs it must produce, in the Informal Trace Format
-//! (ITF, the trace format of Apalache and Quint), so that a port of the
-//! core to another language can prove itself against the same files.
-//!
-//! Each vector is a script of inputs; [`generate`] runs the real core on it
-//! and writes what it did. [`replay`] reads a vector, feeds its inputs to a
-//! fresh core and checks every output. The mapping from the core to ITF is
-//! described in `sim/README.md`.
+//! The hand-written scripts, one rule each, in a small language of their
+//! own: times in milliseconds, and `Reject(id)` for "the server rejected the
+//! lease request `id` was last given", which [`resolve`] turns into the
+//! explicit lease by running the core.
 
-use std::path::Path;
+use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Duration;
 
-use std::collections::{BTreeMap, BTreeSet};
-use std::sync::Arc;
-
-use serde_json::Value;
 use tokenflight::{
     Action, Config, Core, Fresh, Generation, Lease, Next, RefreshError, RefreshId, RequestId,
     Timestamp,
 };
 
-use crate::itf::get_int;
-use crate::oracle;
 use crate::script::{self, Input, RefreshResult};
 
 const MS: u64 = 1_000_000;
 
 /// One input of a script.
 #[derive(Debug, Clone)]
-enum In {
+pub(super) enum In {
     Acquire(u64),
     /// The server rejected the token request `id` was last given.
     Reject(u64),
@@ -45,18 +35,18 @@ enum In {
 }
 
 /// A script: a name, what it shows, a configuration and timed inputs (ms).
-struct Script {
-    name: &'static str,
-    about: &'static str,
-    config: fn(&mut Config),
-    steps: Vec<(u64, In)>,
+pub(super) struct Script {
+    pub(super) name: &'static str,
+    pub(super) about: &'static str,
+    pub(super) config: fn(&mut Config),
+    pub(super) steps: Vec<(u64, In)>,
 }
 
 fn base(c: &mut Config) {
     c.skew_jitter = Duration::ZERO;
 }
 
-fn scripts() -> Vec<Script> {
+pub(super) fn scripts() -> Vec<Script> {
     use In::*;
     vec![
         Script {
@@ -444,7 +434,7 @@ fn scripts() -> Vec<Script> {
         },
         Script {
             name: "skew-jitter-draws",
-            about: "every installed token with an expiry draws skew jitter from the shared stream (an already expired login too); a refreshed token that arrives expired draws nothing; a span of zero draws nothing; the back-off draws that follow show where the stream stands",
+            about: "every installed token with an expiry draws skew jitter from the shared stream (an already expired login too); a refreshed token that arrives expired draws nothing; the back-off that follows shows where the stream stands, and valid_until the skew drawn for the last token",
             config: |c| {
                 c.seed = 5;
                 c.skew_jitter = Duration::from_nanos(7_777_777);
@@ -598,7 +588,7 @@ fn scripts() -> Vec<Script> {
 
 /// The script with every `Reject(id)` resolved to the lease request `id`
 /// was last given (by `Send` or `Resume`), found by running the core.
-fn resolve(s: &Script) -> Result<script::Script, String> {
+pub(super) fn resolve(s: &Script) -> Result<script::Script, String> {
     let mut config = Config::default();
     (s.config)(&mut config);
     let mut core: Core<String, String> = Core::new(config.clone()).map_err(|e| e.to_string())?;
@@ -703,415 +693,4 @@ fn resolve(s: &Script) -> Result<script::Script, String> {
         inputs.push((now, input));
     }
     Ok(script::Script { config, inputs })
-}
-
-/// Every vector, as (file name, pretty JSON text).
-///
-/// # Errors
-///
-/// A script that does not fit the core (a bug in the script).
-pub fn generate() -> Result<Vec<(String, String)>, String> {
-    let pretty = |v: &Value| serde_json::to_string_pretty(v).map(|t| t + "\n");
-    let mut out = Vec::new();
-    for (i, s) in scripts().iter().enumerate() {
-        let script = resolve(s)?;
-        let v = oracle::trace(&script, &format!("{}: {}", s.name, s.about))
-            .map_err(|e| format!("{}: {e}", s.name))?;
-        let text = pretty(&v).map_err(|e| e.to_string())?;
-        out.push((format!("{:02}-{}.itf.json", i + 1, s.name), text));
-    }
-    for (seed, script) in picked() {
-        let about = format!(
-            "random script {seed} (`tokenflight-sim scripts --seed {seed} --count 1`), picked for what the random vectors before it do not show"
-        );
-        let v = oracle::trace(&script, &about).map_err(|e| e.to_string())?;
-        let text = pretty(&v).map_err(|e| e.to_string())?;
-        out.push((format!("r{seed:04}.itf.json"), text));
-    }
-    let text = pretty(&config_vector()).map_err(|e| e.to_string())?;
-    out.push((CONFIG_VECTOR.to_string(), text));
-    Ok(out)
-}
-
-/// Configurations the core refuses, each with the error kind it must be
-/// refused with: every check alone, and several broken at once (the first
-/// check in `CONFIG_ERROR_KINDS` order wins).
-fn config_cases() -> Vec<(&'static str, Config)> {
-    let with = |f: fn(&mut Config)| {
-        let mut c = Config::default();
-        f(&mut c);
-        c
-    };
-    vec![
-        ("valid: the defaults", Config::default()),
-        (
-            "valid: backoff_initial equal to backoff_max, zero jitter",
-            with(|c| {
-                c.backoff_initial = Duration::from_nanos(7);
-                c.backoff_max = Duration::from_nanos(7);
-                c.skew_jitter = Duration::ZERO;
-                c.cooldown = Duration::ZERO;
-            }),
-        ),
-        (
-            "valid: one nanosecond of timeout",
-            with(|c| c.refresh_timeout = Duration::from_nanos(1)),
-        ),
-        ("max_waiters 0", with(|c| c.max_waiters = 0)),
-        (
-            "max_refresh_attempts 0",
-            with(|c| c.max_refresh_attempts = 0),
-        ),
-        (
-            "refresh_timeout 0",
-            with(|c| c.refresh_timeout = Duration::ZERO),
-        ),
-        (
-            "backoff_initial above backoff_max by 1 ns",
-            with(|c| {
-                c.backoff_initial = Duration::from_nanos(5_000_000_001);
-                c.backoff_max = Duration::from_nanos(5_000_000_000);
-            }),
-        ),
-        (
-            "every check broken: the first wins",
-            with(|c| {
-                c.max_waiters = 0;
-                c.max_refresh_attempts = 0;
-                c.refresh_timeout = Duration::ZERO;
-                c.backoff_max = Duration::ZERO;
-            }),
-        ),
-        (
-            "all but max_waiters broken",
-            with(|c| {
-                c.max_refresh_attempts = 0;
-                c.refresh_timeout = Duration::ZERO;
-                c.backoff_max = Duration::ZERO;
-            }),
-        ),
-        (
-            "refresh_abandon_after 1 ns below refresh_timeout",
-            with(|c| {
-                c.refresh_abandon_after = c.refresh_timeout.saturating_sub(Duration::from_nanos(1));
-            }),
-        ),
-        (
-            "valid: refresh_abandon_after equal to refresh_timeout",
-            with(|c| c.refresh_abandon_after = c.refresh_timeout),
-        ),
-        (
-            "abandon and back-off broken: the abandon check comes first",
-            with(|c| {
-                c.refresh_abandon_after = Duration::ZERO;
-                c.backoff_max = Duration::ZERO;
-            }),
-        ),
-        (
-            "timeout and back-off broken",
-            with(|c| {
-                c.refresh_timeout = Duration::ZERO;
-                c.backoff_max = Duration::ZERO;
-            }),
-        ),
-    ]
-}
-
-/// The configuration vector: `{"cases": [{"about", "config", "error"}]}`,
-/// `error` the kind the core refuses the config with, or `null`.
-fn config_vector() -> Value {
-    let cases: Vec<Value> = config_cases()
-        .into_iter()
-        .map(|(about, c)| {
-            let error = Core::<String, String>::new(c.clone())
-                .err()
-                .map(|e| oracle::config_error_kind(&e));
-            serde_json::json!({ "about": about, "config": script::config_record(&c), "error": error })
-        })
-        .collect();
-    serde_json::json!({
-        "description": "configurations and the error kind the core refuses each with (null: accepted); the oracle answers a script with such a config {\"error\": \"invalid_config\", \"kind\": KIND}",
-        "cases": cases,
-    })
-}
-
-/// The name of the configuration vector.
-pub const CONFIG_VECTOR: &str = "config-errors.json";
-
-/// Writes every vector into `dir`; returns how many.
-///
-/// # Errors
-///
-/// I/O, or a script that does not fit the core.
-pub fn write_all(dir: &Path) -> Result<usize, Box<dyn std::error::Error>> {
-    std::fs::create_dir_all(dir)?;
-    let all = generate()?;
-    // Vectors of scripts that no longer exist (or were renumbered) go.
-    for entry in std::fs::read_dir(dir)? {
-        let path = entry?.path();
-        if path.to_string_lossy().ends_with(".json") {
-            std::fs::remove_file(path)?;
-        }
-    }
-    for (name, text) in &all {
-        std::fs::write(dir.join(name), text)?;
-    }
-    Ok(all.len())
-}
-
-/// The script a trace was made from: the config of its `Init` state and
-/// the inputs of the others, with their times.
-///
-/// # Errors
-///
-/// What is wrong with the trace, with the state's index.
-pub fn script_of(trace: &Value) -> Result<script::Script, String> {
-    let states = trace["states"].as_array().ok_or("no states")?;
-    let init = &states.first().ok_or("empty trace")?["input"];
-    if init["tag"] != "Init" {
-        return Err("state 0 is not Init".into());
-    }
-    let config = script::config_from(&init["value"]["config"]).map_err(|e| e.to_string())?;
-    let mut inputs = Vec::with_capacity(states.len());
-    for (i, s) in states.iter().enumerate().skip(1) {
-        let now = get_int(&s["now"]).map_err(|e| format!("state {i}: now: {e}"))?;
-        let input = script::input_from(&s["input"]).map_err(|e| format!("state {i}: {e}"))?;
-        inputs.push((now, input));
-    }
-    Ok(script::Script { config, inputs })
-}
-
-/// Reads one vector and replays it against a fresh core: every state the
-/// core reaches must equal the recorded one exactly. Returns the number of
-/// states.
-///
-/// # Errors
-///
-/// The first difference, with the state's index.
-pub fn replay(text: &str) -> Result<usize, String> {
-    let want: Value = serde_json::from_str(text).map_err(|e| e.to_string())?;
-    let script = script_of(&want)?;
-    let got = oracle::trace(&script, "").map_err(|e| e.to_string())?;
-    let (want, got) = (
-        want["states"].as_array().ok_or("no states")?,
-        got["states"].as_array().ok_or("no states")?,
-    );
-    for (i, (w, g)) in want.iter().zip(got).enumerate() {
-        if w != g {
-            return Err(format!("state {i}: expected {w}, got {g}"));
-        }
-    }
-    if want.len() != got.len() {
-        return Err(format!("{} states, expected {}", got.len(), want.len()));
-    }
-    Ok(want.len())
-}
-
-/// What a trace shows, as named facts: every input, answer, action, phase
-/// and error kind, each input in each phase it came in, and the situations
-/// that a port most often gets wrong (time going backwards, a timer at its
-/// exact deadline, resumes in an order other than the joins', a third
-/// attempt in one round, late answers adopted or ignored, forged leases,
-/// saturated times, skew jitter on an expiring token).
-pub fn features(trace: &Value) -> BTreeSet<String> {
-    let mut f = BTreeSet::new();
-    let Some(states) = trace["states"].as_array() else {
-        return f;
-    };
-    let config = &states[0]["input"]["value"]["config"];
-    let jitter = get_int(&config["skew_jitter_ns"]).unwrap_or(0) > 0;
-    let mut latest = 0;
-    let mut joined: Vec<u64> = Vec::new();
-    let mut leases: BTreeMap<u64, (u64, u64)> = BTreeMap::new();
-    let mut last_attempt = 0;
-    // Calls that outlived their attempt (a soft timeout, a login) and
-    // calls given up for good.
-    let mut late: BTreeSet<u64> = BTreeSet::new();
-    let mut dropped: BTreeSet<u64> = BTreeSet::new();
-    let mut round_attempts = 0;
-    let tag = |v: &Value| v["tag"].as_str().unwrap_or("?").to_string();
-    let error = |f: &mut BTreeSet<String>, v: &Value| {
-        if let Some(e) = v["error"]["tag"].as_str() {
-            f.insert(format!("error:{e}"));
-        }
-    };
-    for (i, s) in states.iter().enumerate() {
-        let (input, answer) = (&s["input"], &s["answer"]);
-        let now = get_int(&s["now"]).unwrap_or(0);
-        let phase = s["phase"].as_str().unwrap_or("?");
-        f.insert(format!("input:{}", tag(input)));
-        f.insert(format!("answer:{}", tag(answer)));
-        f.insert(format!("phase:{phase}"));
-        error(&mut f, &answer["value"]);
-        if i == 0 {
-            continue;
-        }
-        let before = &states[i - 1];
-        let v = &input["value"];
-        let was = before["phase"].as_str().unwrap_or("?");
-        f.insert(format!("input:{}@{was}", tag(input)));
-        f.insert(format!("{}->{}@{was}->{phase}", tag(input), tag(answer)));
-        if now < latest {
-            f.insert("time-backwards".into());
-        }
-        latest = latest.max(now);
-        if now >= u64::MAX - 1_000 * MS || s["timeout"]["value"] == crate::itf::int(u64::MAX) {
-            f.insert("time-saturated".into());
-        }
-        let id = get_int(&v["id"]).ok();
-        match tag(input).as_str() {
-            "Timeout" => {
-                if before["timeout"]["value"] == s["now"] {
-                    f.insert("timer-at-deadline".into());
-                }
-                let due = get_int(&before["timeout"]["value"]).is_ok_and(|t| now >= t);
-                if let (true, Ok(a)) = (due, get_int(&s["outstanding"]["value"])) {
-                    late.insert(a);
-                }
-            }
-            "Reject" => {
-                let lease = (
-                    get_int(&v["generation"]).unwrap_or(0),
-                    get_int(&v["send"]).unwrap_or(0),
-                );
-                if id.and_then(|id| leases.get(&id)) != Some(&lease) {
-                    f.insert("forged-lease".into());
-                }
-            }
-            "Refreshed" => {
-                let a = get_int(&v["attempt"]).unwrap_or(0);
-                let made = s["generation"] != before["generation"];
-                let outstanding = get_int(&before["outstanding"]["value"]).ok();
-                if late.contains(&a) && outstanding == Some(a) {
-                    f.insert(format!(
-                        "late-answer-{}",
-                        if made { "adopted" } else { "ignored" }
-                    ));
-                    if !s["actions"].as_array().is_none_or(Vec::is_empty)
-                        && before["phase"] == "Refreshing"
-                        && !made
-                    {
-                        f.insert("late-answer-starts-queued-attempt".into());
-                    }
-                }
-                if dropped.contains(&a) {
-                    f.insert("answer-of-abandoned-call".into());
-                }
-                if a > last_attempt || a == 0 {
-                    f.insert("answer-of-unknown-attempt".into());
-                }
-            }
-            "SetToken" => {
-                if before["phase"] == "Refreshing" {
-                    f.insert("login-during-refresh".into());
-                }
-                if let Ok(a) = get_int(&s["outstanding"]["value"]) {
-                    late.insert(a);
-                }
-            }
-            "Cancel" if answer["value"]["was_waiting"] == false => {
-                f.insert("cancel-not-waiting".into());
-            }
-            _ => {}
-        }
-        if matches!(tag(input).as_str(), "SetToken" | "Refreshed")
-            && jitter
-            && !v["expires_at"].is_null()
-            && (v["expires_at"]["tag"] == "Some"
-                || v["result"]["value"]["expires_at"]["tag"] == "Some")
-        {
-            f.insert("skew-jitter-on-expiring-token".into());
-        }
-        if let (Some(id), "Send") = (id, tag(answer).as_str()) {
-            let g = get_int(&answer["value"]["generation"]).unwrap_or(0);
-            let send = get_int(&answer["value"]["send"]).unwrap_or(0);
-            leases.insert(id, (g, send));
-        }
-        if let (Some(id), "Wait") = (id, tag(answer).as_str()) {
-            joined.push(id);
-        }
-        let mut delivered = Vec::new();
-        for a in s["actions"].as_array().into_iter().flatten() {
-            f.insert(format!("action:{}", tag(a)));
-            f.insert(format!("action:{}@{phase}", tag(a)));
-            error(&mut f, &a["value"]);
-            let av = &a["value"];
-            match tag(a).as_str() {
-                "StartRefresh" => {
-                    last_attempt = get_int(&av["attempt"]).unwrap_or(0);
-                    round_attempts += 1;
-                    if round_attempts >= 3 {
-                        f.insert("third-attempt-in-a-round".into());
-                    }
-                }
-                "AbandonRefresh" => {
-                    dropped.insert(get_int(&av["attempt"]).unwrap_or(0));
-                }
-                "Resume" | "Fail" => {
-                    let id = get_int(&av["id"]).unwrap_or(0);
-                    delivered.push(id);
-                    if tag(a) == "Resume" {
-                        let g = get_int(&av["generation"]).unwrap_or(0);
-                        let send = get_int(&av["send"]).unwrap_or(0);
-                        leases.insert(id, (g, send));
-                    }
-                }
-                _ => {}
-            }
-        }
-        if delivered.len() >= 2 {
-            let in_join: Vec<u64> = joined
-                .iter()
-                .copied()
-                .filter(|j| delivered.contains(j))
-                .collect();
-            if in_join != delivered {
-                f.insert("delivered-out-of-join-order".into());
-            }
-        }
-        joined.retain(|j| !delivered.contains(j));
-        if phase != "Refreshing" {
-            round_attempts = 0;
-        }
-    }
-    f
-}
-
-/// How many random scripts the generator looks at, and at most how many it
-/// keeps.
-const CANDIDATES: u64 = 4_000;
-const PICKED: usize = 16;
-
-/// Random scripts picked for what they show: greedily, the one that adds
-/// the most [`features`] not yet shown by the scripts already picked, until
-/// none adds anything. They are a second set, independent of the
-/// hand-written one: hostile inputs nobody thought to write down.
-fn picked() -> Vec<(u64, script::Script)> {
-    let mut shown = BTreeSet::new();
-    let shown = &mut shown;
-    let mut pool: Vec<(u64, script::Script, BTreeSet<String>)> = (0..CANDIDATES)
-        .filter_map(|seed| {
-            let s = crate::random_script::draw(seed);
-            let t = oracle::trace(&s, "").ok()?;
-            Some((seed, s, features(&t)))
-        })
-        .collect();
-    let mut out = Vec::new();
-    while out.len() < PICKED {
-        let best = pool
-            .iter()
-            .enumerate()
-            .map(|(i, (_, _, f))| (f.difference(shown).count(), std::cmp::Reverse(i)))
-            .max();
-        let Some((gain, std::cmp::Reverse(i))) = best else {
-            break;
-        };
-        if gain == 0 {
-            break;
-        }
-        let (seed, s, f) = pool.swap_remove(i);
-        shown.extend(f);
-        out.push((seed, s));
-    }
-    out
 }
