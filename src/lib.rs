@@ -13,7 +13,11 @@
 //! verification layer (unit tests, proptest, the exhaustive explorer, loom,
 //! the simulator) shares.
 //!
-//! The guarantees (S1–S7, L1) and why each transition keeps them are in
+//! Across processes, the `store` module (feature `store`; Redis with `redis`)
+//! persists the token so a restart needs no login, and makes the processes
+//! that share a credential refresh it once between them (F1–F3).
+//!
+//! The guarantees (S1–S7, L1, F1–F3) and why each transition keeps them are in
 //! `proofs.md` at the root of the repository.
 
 pub mod blocking;
@@ -27,6 +31,8 @@ mod handle;
 pub mod http;
 mod id;
 mod jitter;
+#[cfg(feature = "store")]
+pub mod store;
 mod sync;
 mod time;
 mod token;
