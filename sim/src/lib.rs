@@ -18,6 +18,7 @@
 //! scheduled), and every random choice comes from the seed, so a seed
 //! replays a run byte for byte.
 
+pub mod fleet;
 pub mod flight;
 pub mod html;
 mod queue;
