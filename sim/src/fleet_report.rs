@@ -54,11 +54,16 @@ pub(crate) fn swarm(a: u64, b: u64, bug: Option<&str>) -> Res<ExitCode> {
     };
     let out = fleet::swarm(a..b, bug);
     println!(
-        "fleet swarm: {} seeds, {} requests, {} expiries, {} second calls past a lease, {} reuses; {} failing",
+        "fleet swarm: {} seeds, {} requests, {} expiries, {} second calls past a lease ({}), {} reuses; {} failing",
         out.seeds,
         out.requests,
         out.expiries,
         out.limit,
+        out.limit_by_cause
+            .iter()
+            .map(|(c, n)| format!("{c:?} {n}"))
+            .collect::<Vec<_>>()
+            .join(", "),
         out.reuses,
         out.failures.len()
     );

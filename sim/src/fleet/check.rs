@@ -35,7 +35,7 @@ pub enum Cause {
 }
 
 /// A refresh call the token server processed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub(crate) struct ServerCall {
     pub at: u64,
     pub call: u64,
@@ -61,7 +61,7 @@ pub struct FleetFinding {
 }
 
 /// The run's books and verdicts.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Books {
     /// Requests started.
     pub requests: u64,
@@ -111,6 +111,8 @@ pub struct Books {
     pub recoveries: u64,
     /// Processes.
     pub processes: u32,
+    /// With a store or without.
+    pub mode: Mode,
 }
 
 impl Books {
@@ -203,6 +205,7 @@ impl Books {
 
     /// The verdicts that need the whole run.
     pub(crate) fn close(&mut self, server: &Server, mode: Mode) {
+        self.mode = mode;
         self.refresh_calls = self.server_calls.len() as u64;
         self.reuses = server.reuses.len() as u64;
         self.logins = server.logins;

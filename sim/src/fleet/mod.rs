@@ -82,8 +82,8 @@ pub fn table(with: &Books, without: &Books) -> String {
                 s
             }),
         ),
-        ("F2: older over newer", Box::new(|b| b.f2.to_string())),
-        ("F3: sent before stored", Box::new(|b| b.f3.to_string())),
+        ("F2: older over newer", Box::new(|b| store_only(b, b.f2))),
+        ("F3: sent before stored", Box::new(|b| store_only(b, b.f3))),
         (
             "monitor violations (per process)",
             Box::new(|b| b.monitor.to_string()),
@@ -108,6 +108,15 @@ pub fn table(with: &Books, without: &Books) -> String {
     out
 }
 
+/// A store rule's count; without a store there is nothing to judge.
+fn store_only(b: &Books, n: u64) -> String {
+    if b.mode == Mode::Store {
+        n.to_string()
+    } else {
+        "-".to_string()
+    }
+}
+
 /// A fleet swarm's outcome.
 #[derive(Debug, Clone, Default)]
 pub struct SwarmOutcome {
@@ -119,6 +128,8 @@ pub struct SwarmOutcome {
     pub expiries: u64,
     /// Second calls past a lease (the documented limit).
     pub limit: u64,
+    /// The same, by what kept the holder past its lease.
+    pub limit_by_cause: std::collections::BTreeMap<Cause, u64>,
     /// Reuses at the server, all of them past a lease.
     pub reuses: u64,
     /// Failing seeds: the seed, the first finding, the replay line.
@@ -146,6 +157,9 @@ pub fn swarm(seeds: Range<u64>, bug: Option<Bug>) -> SwarmOutcome {
         out.requests += books.requests;
         out.expiries += books.expiries;
         out.limit += books.limit_cases();
+        for (cause, n) in &books.limit {
+            *out.limit_by_cause.entry(*cause).or_default() += n;
+        }
         out.reuses += books.reuses;
         if let Some(f) = books.findings.first() {
             out.failures.push((seed, f.clone(), replay(seed, bug)));

@@ -7,9 +7,10 @@ use crate::rng::Rng;
 use crate::scenario::{CoreKnobs, Latency};
 
 /// How the processes coordinate.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Mode {
     /// Every refresh goes through the shared store's guard.
+    #[default]
     Store,
     /// Each process's tokenflight refreshes on its own, from the
     /// credential every process was started with.
