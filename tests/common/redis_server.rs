@@ -5,6 +5,7 @@
 use std::net::TcpStream;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
+use std::sync::Once;
 use std::time::{Duration, Instant};
 
 pub struct RedisServer {
@@ -14,8 +15,11 @@ pub struct RedisServer {
 }
 
 impl RedisServer {
-    /// Starts one; panics with a clear message if `redis-server` is missing.
+    /// Starts one, installing Debian's `redis-server` first when it is
+    /// missing (the tests need no set-up by hand); panics with a clear
+    /// message if it cannot be had.
     pub fn start(dir: PathBuf) -> Self {
+        ensure_installed();
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
@@ -72,6 +76,39 @@ impl RedisServer {
         }
         panic!("redis-server did not answer on port {}", self.port);
     }
+}
+
+/// Installs `redis-server` with apt-get when it is not on the PATH, once
+/// per test binary. Only root can; anyone else is told what to run.
+fn ensure_installed() {
+    static INSTALL: Once = Once::new();
+    INSTALL.call_once(|| {
+        let present = |cmd: &str| {
+            Command::new(cmd)
+                .arg("--version")
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success())
+        };
+        if present("redis-server") {
+            return;
+        }
+        eprintln!("redis-server is missing: installing Debian's package with apt-get");
+        let apt = |args: &[&str]| {
+            Command::new("apt-get")
+                .args(args)
+                .env("DEBIAN_FRONTEND", "noninteractive")
+                .status()
+                .is_ok_and(|s| s.success())
+        };
+        let installed = apt(&["update", "-qq"]) && apt(&["install", "-y", "-qq", "redis-server"]);
+        assert!(
+            installed && present("redis-server"),
+            "redis-server is missing and apt-get could not install it \
+             (run as root: apt-get install redis-server)"
+        );
+    });
 }
 
 fn ping(port: u16) -> bool {
