@@ -264,7 +264,10 @@ fn run(cli: Cli) -> Res<ExitCode> {
             println!("HTML report: {}", absolute(p).display());
         }
     }
-    let fleet_failed = !cli.no_fleet && !cli.json && fleet_report::default_table(cli.seed);
+    let fleet_failed = shape == Shape::Default
+        && !cli.no_fleet
+        && !cli.json
+        && fleet_report::default_table(cli.seed);
     if failed {
         let replay = swarm::replay_command(&sc, shape, cli.max_requests, cli.mutant.as_deref());
         eprintln!(

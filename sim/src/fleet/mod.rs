@@ -1,7 +1,7 @@
 //! A fleet of processes on one credential: each process drives its own
 //! real [`tokenflight::Core`] with many clients; with a store, every
 //! refresh goes through the guard's protocol (`tokenflight::store::Guard`,
-//! modelled step for step in [`guard`](self::guard)) over a shared
+//! modelled step for step in `fleet/guard.rs`) over a shared
 //! simulated store with latency, faults and an outage; holders are paused
 //! past their lease and killed before and after the server answered. The
 //! same fleet without a store shows what uncoordinated processes cost.
@@ -37,10 +37,13 @@ pub fn run(sc: &FleetScenario, mode: Mode, bug: Option<Bug>) -> Books {
     world::Fleet::new(sc, mode, bug).run()
 }
 
+/// One row's cell, from a run's books.
+type Cell = Box<dyn Fn(&Books) -> String>;
+
 /// The comparison table: the fleet with its store, and without.
 pub fn table(with: &Books, without: &Books) -> String {
     let mut out = String::new();
-    let rows: [(&str, Box<dyn Fn(&Books) -> String>); 15] = [
+    let rows: [(&str, Cell); 15] = [
         ("processes", Box::new(|b| b.processes.to_string())),
         ("requests", Box::new(|b| b.requests.to_string())),
         (

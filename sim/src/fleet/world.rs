@@ -296,7 +296,7 @@ impl Fleet {
                 }
             }
             Ev::AtStore { p, inc, call, op } => self.at_store(p, inc, call, op),
-            Ev::FromStore { p, call, reply, .. } => self.from_store(p, call, reply),
+            Ev::FromStore { p, call, reply, .. } => self.store_answered(p, call, reply),
             Ev::AtServer {
                 p,
                 inc,
@@ -306,7 +306,7 @@ impl Fleet {
             } => self.at_server(p, inc, call, rt, spent),
             Ev::FromServer {
                 p, call, answer, ..
-            } => self.from_server(p, call, answer),
+            } => self.server_answered(p, call, answer),
             Ev::Wake { p, call, wait, .. } => {
                 let due = self.procs[p]
                     .call
@@ -616,7 +616,7 @@ impl Fleet {
         );
     }
 
-    fn from_server(&mut self, p: usize, call: u64, answer: Answer) {
+    fn server_answered(&mut self, p: usize, call: u64, answer: Answer) {
         if let Answer::Granted(_) = answer {
             // The holder may die or freeze with the answer in hand.
             let inc = self.procs[p].inc;
@@ -793,7 +793,7 @@ impl Fleet {
         self.refresh_failed(p, RefreshError::Transient(SimError::Unavailable));
     }
 
-    fn from_store(&mut self, p: usize, call: u64, reply: Reply) {
+    fn store_answered(&mut self, p: usize, call: u64, reply: Reply) {
         if self.procs[p].call.as_ref().is_none_or(|c| c.id != call) {
             return;
         }
