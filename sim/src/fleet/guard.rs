@@ -27,6 +27,8 @@ pub(crate) enum Phase {
     Calling,
     /// Writing the new token (compare-and-swap on `expected`).
     Persisting { rec: Rec },
+    /// The write failed: waiting `delay` ns, lease kept, to write again.
+    Rewriting { rec: Rec, delay: u64 },
     /// The swap lost: reading the newer generation to adopt.
     Fenced,
     /// The server refused for good: re-reading before ending the session.
@@ -56,6 +58,9 @@ pub(crate) struct Call {
     pub source: Option<Rec>,
     /// Bumped per wait, so a stale wake-up is told apart.
     pub wait: u64,
+    /// The back-off before the next retry of a failed renewal write (zero:
+    /// none failed yet).
+    pub rewrite_delay: u64,
     pub phase: Phase,
 }
 
@@ -68,11 +73,23 @@ impl Call {
                 | Phase::PendingSwap { .. }
                 | Phase::Calling
                 | Phase::Persisting { .. }
+                | Phase::Rewriting { .. }
                 | Phase::Fenced
                 | Phase::PermanentRead
                 | Phase::Ending
         )
     }
+}
+
+/// The first wait before a failed renewal write is tried again, and the
+/// longest (it doubles per failure): the guard's `REWRITE_*_DELAY`.
+pub(crate) const REWRITE_FIRST_DELAY_NS: u64 = 50_000_000;
+pub(crate) const REWRITE_MAX_DELAY_NS: u64 = 1_000_000_000;
+
+/// The wait before writing a failed renewal again, if the lease still has
+/// the wait and as long again for the write (the guard's `persist`).
+pub(crate) fn rewrite_after(delay: u64, now: u64, lease_until: u64) -> Option<u64> {
+    (lease_until.saturating_sub(now) >= delay.saturating_mul(2)).then_some(delay)
 }
 
 /// The stored token, if newer than `base` and good for `margin` yet (the

@@ -12,7 +12,9 @@ use tokenflight::{
 };
 
 use super::check::{Books, Cause, ServerCall};
-use super::guard::{adoptable, newest, Call, Phase};
+use super::guard::{
+    adoptable, newest, rewrite_after, Call, Phase, REWRITE_FIRST_DELAY_NS, REWRITE_MAX_DELAY_NS,
+};
 use super::scenario::{Bug, FleetScenario, Mode};
 use super::store::{Op, Rec, Reply, SimStore, Stored};
 use crate::flight::{SimCore, SimError, Tok};
@@ -81,6 +83,13 @@ enum Ev {
         call: u64,
         wait: u64,
     },
+    /// A holder's back-off after a failed renewal write has run out.
+    Rewrite {
+        p: usize,
+        inc: u32,
+        call: u64,
+        wait: u64,
+    },
     Pickup {
         p: usize,
         inc: u32,
@@ -105,6 +114,7 @@ impl Ev {
             | Ev::FromStore { p, inc, .. }
             | Ev::FromServer { p, inc, .. }
             | Ev::Wake { p, inc, .. }
+            | Ev::Rewrite { p, inc, .. }
             | Ev::Pickup { p, inc, .. } => Some((p, Some(inc))),
             Ev::AtStore { .. } | Ev::AtServer { .. } | Ev::Restart { .. } | Ev::Relogin => None,
         }
@@ -315,6 +325,19 @@ impl Fleet {
                 if due {
                     self.set_phase(p, Phase::FreeRead);
                     self.store_op(p, call, Op::Load);
+                }
+            }
+            Ev::Rewrite { p, call, wait, .. } => {
+                let due = self.procs[p].call.as_ref().and_then(|c| match c.phase {
+                    Phase::Rewriting { rec, .. } if c.id == call && c.wait == wait => {
+                        Some((c.expected, rec))
+                    }
+                    _ => None,
+                });
+                if let Some((expected, rec)) = due {
+                    self.set_phase(p, Phase::Persisting { rec });
+                    let op = self.persist_op(expected, rec);
+                    self.store_op(p, call, op);
                 }
             }
             Ev::Pickup {
@@ -531,6 +554,7 @@ impl Fleet {
                     expected: 0,
                     source: None,
                     wait: 0,
+                    rewrite_delay: 0,
                     phase: Phase::FreeRead,
                 });
                 self.store_op(p, id, Op::Load);
@@ -671,13 +695,7 @@ impl Fleet {
                     generation,
                     token: Some(token),
                 };
-                let op = match self.bug {
-                    Some(Bug::BlindWrite) => Op::Blind { rec },
-                    _ => Op::Swap {
-                        expected: c.expected,
-                        rec,
-                    },
-                };
+                let op = self.persist_op(c.expected, rec);
                 self.set_phase(p, Phase::Persisting { rec });
                 self.store_op(p, call, op);
                 if self.bug == Some(Bug::PublishBeforePersist) {
@@ -700,6 +718,14 @@ impl Fleet {
                 self.set_phase(p, Phase::PermanentRead);
                 self.store_op(p, call, Op::Load);
             }
+        }
+    }
+
+    /// The renewal's write: a compare-and-swap on `expected`.
+    fn persist_op(&self, expected: u64, rec: Rec) -> Op {
+        match self.bug {
+            Some(Bug::BlindWrite) => Op::Blind { rec },
+            _ => Op::Swap { expected, rec },
         }
     }
 
@@ -807,8 +833,24 @@ impl Fleet {
             }
             (phase, Reply::Failed) => {
                 if let Phase::Persisting { rec } = phase {
-                    // Kept in memory, written first next time.
+                    // Pending from the first failure: a call dropped while
+                    // it waits to write again keeps it for the next call.
                     self.procs[p].pending = Some((c.expected, rec));
+                    let delay = c.rewrite_delay.max(REWRITE_FIRST_DELAY_NS);
+                    if let Some(delay) = rewrite_after(delay, self.now, c.lease_until) {
+                        // The lease kept: nobody spends the old credential.
+                        let wait = c.wait + 1;
+                        if let Some(c) = self.procs[p].call.as_mut() {
+                            c.wait = wait;
+                            c.rewrite_delay = (delay * 2).min(REWRITE_MAX_DELAY_NS);
+                            c.phase = Phase::Rewriting { rec, delay };
+                        }
+                        let inc = self.procs[p].inc;
+                        let ev = Ev::Rewrite { p, inc, call, wait };
+                        self.q.push(self.now + delay, ev);
+                        return;
+                    }
+                    // The lease about to run out: written first next time.
                     self.books.held_past(call, false, Cause::StoreFailed);
                 }
                 // A failed pending swap leaves the renewal pending.
@@ -891,12 +933,14 @@ impl Fleet {
                 let proc = &mut self.procs[p];
                 proc.held = proc.held.max(rec.generation);
                 proc.last = newest(proc.last, Some(rec));
+                proc.pending = None;
                 self.release(p, &c);
                 if self.bug != Some(Bug::PublishBeforePersist) {
                     self.publish(p, rec.generation, rec.token.expect("renewal"), false);
                 }
             }
             (Phase::Persisting { .. }, Reply::Conflict(_)) => {
+                self.procs[p].pending = None;
                 self.books.held_past(call, false, Cause::Fenced);
                 self.set_phase(p, Phase::Fenced);
                 self.store_op(p, call, Op::Load);
