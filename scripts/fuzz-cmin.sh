@@ -13,7 +13,7 @@ cd "$(dirname "$0")/../fuzz"
 
 targets=("$@")
 if [ ${#targets[@]} -eq 0 ]; then
-    targets=(core http tokenserver sim)
+    targets=(core http tokenserver sim oracle judge store)
 fi
 sanitizer="${FUZZ_SANITIZER:-none}"
 

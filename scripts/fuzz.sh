@@ -23,7 +23,7 @@ seconds="${1:-60}"
 shift || true
 targets=("$@")
 if [ ${#targets[@]} -eq 0 ]; then
-    targets=(core http tokenserver sim)
+    targets=(core http tokenserver sim oracle judge store)
 fi
 sanitizer="${FUZZ_SANITIZER:-none}"
 

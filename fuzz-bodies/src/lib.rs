@@ -11,20 +11,29 @@
 //! | [`http`] | the HTTP layer's response classifiers and token injectors |
 //! | [`tokenserver`] | the token server's request handling |
 //! | [`sim`] | the simulator's scenario, regression and vector readers |
+//! | [`oracle`] | the conformance oracle's script lines |
+//! | [`judge`] | the judge's history lines |
+//! | [`store`] | the stores' records: the file store's files, Redis values |
 
 pub mod core;
 pub mod heap;
 pub mod http;
+pub mod judge;
+pub mod oracle;
 pub mod sim;
+pub mod store;
 pub mod tokenserver;
 
 /// A target's body: panics on any broken promise.
 pub type Body = fn(&[u8]);
 
 /// The targets, by name, as the fuzz crate and `fuzz/corpus/` name them.
-pub const TARGETS: [(&str, Body); 4] = [
+pub const TARGETS: [(&str, Body); 7] = [
     ("core", core::run),
     ("http", http::run),
     ("tokenserver", tokenserver::run),
     ("sim", sim::run),
+    ("oracle", oracle::run),
+    ("judge", judge::run),
+    ("store", store::run),
 ];

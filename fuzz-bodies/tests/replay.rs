@@ -1,6 +1,7 @@
 //! Every committed corpus file and regression input of the core, token
-//! server and simulator targets, replayed through the target's own body on
-//! stable: what the fuzzers found stays fixed without a nightly toolchain.
+//! server, simulator, oracle, judge and store targets, replayed through
+//! the target's own body on stable: what the fuzzers found stays fixed
+//! without a nightly toolchain.
 //! (The HTTP target's replay counts the heap, so it has a test binary of
 //! its own: `replay_http.rs`.)
 
@@ -22,6 +23,21 @@ fn the_tokenserver_corpus_replays() {
 #[test]
 fn the_sim_corpus_replays() {
     common::replay("sim", fuzz_bodies::sim::check);
+}
+
+#[test]
+fn the_oracle_corpus_replays() {
+    common::replay("oracle", fuzz_bodies::oracle::check);
+}
+
+#[test]
+fn the_judge_corpus_replays() {
+    common::replay("judge", fuzz_bodies::judge::check);
+}
+
+#[test]
+fn the_store_corpus_replays() {
+    common::replay("store", fuzz_bodies::store::check);
 }
 
 #[test]
