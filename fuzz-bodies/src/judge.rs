@@ -4,8 +4,9 @@
 //! Judged: nothing panics; a malformed history gets a typed error (`json`,
 //! `schema` or `io`) naming its first malformed line, so every line before
 //! it judges; a history that reads gets a verdict whose violations name
-//! lines of the history, in order, the same with and without L1 but for L1
-//! itself; and the judge reads what it writes: every event written back
+//! lines of the history, in order, each the line that broke the rule (the
+//! lines before it judge without it), the same with and without L1 but for
+//! L1 itself; and the judge reads what it writes: every event written back
 //! with `event_line` and judged again gives the same verdict.
 
 use serde_json::Value;
@@ -72,6 +73,7 @@ pub fn check(data: &[u8]) -> Result<(), String> {
             if !healed.findings.starts_with(&open.findings) {
                 return Err(format!("L1 changed the findings: {open:?} / {healed:?}"));
             }
+            check_lines(&open, &lines)?;
             let written = write_back(&lines)?;
             let again = judge(written.as_bytes(), true)
                 .map_err(|e| format!("the judge does not read what it writes: {e}\n{written}"))?;
@@ -108,6 +110,23 @@ fn check_verdict(v: &Verdict, lines: usize) -> Result<(), String> {
         return Err(format!("verdict JSON says {json}"));
     }
     let _ = v.to_string();
+    Ok(())
+}
+
+/// Each violation names the line that broke the rule: the lines before it
+/// hold fewer violations, the lines up to it as many as its place.
+fn check_lines(v: &Verdict, lines: &[&[u8]]) -> Result<(), String> {
+    let found = |n: usize| {
+        judge(&lines[..n].join(&b'\n')[..], false)
+            .map(|v| v.findings.len())
+            .map_err(|e| format!("a prefix of a judged history fails: {e}"))
+    };
+    for (i, f) in v.findings.iter().enumerate() {
+        let Some(l) = f.line else { continue };
+        if found(l - 1)? > i || found(l)? <= i {
+            return Err(format!("violation {i} ({f:?}) is not on line {l}"));
+        }
+    }
     Ok(())
 }
 

@@ -95,7 +95,8 @@ fn check_line(line: &str, answer: &str) -> Result<(), String> {
             script.inputs.len()
         ));
     }
-    let replayed = vectors::replay(answer).map_err(|e| format!("the trace does not replay: {e}"))?;
+    let replayed =
+        vectors::replay(answer).map_err(|e| format!("the trace does not replay: {e}"))?;
     if replayed != states.len() {
         return Err(format!("replayed {replayed} of {} states", states.len()));
     }

@@ -104,7 +104,11 @@ pub fn check(data: &[u8]) -> Result<(), String> {
     let record_path = store.record_path(&scope);
     let backup_path = PathBuf::from(format!("{}.bak", record_path.display()));
     let lease_path = dir.join("s.lease");
-    for (path, bytes) in [(&record_path, main), (&backup_path, backup), (&lease_path, lease)] {
+    for (path, bytes) in [
+        (&record_path, main),
+        (&backup_path, backup),
+        (&lease_path, lease),
+    ] {
         if let Some(bytes) = bytes {
             std::fs::write(path, bytes).map_err(|e| e.to_string())?;
         }
@@ -122,7 +126,11 @@ fn judge_files(
     good: (Option<Record>, Option<Record>),
 ) -> Result<(), String> {
     let expect = match good {
-        (Some(a), Some(b)) => Some(if b.generation() > a.generation() { b } else { a }),
+        (Some(a), Some(b)) => Some(if b.generation() > a.generation() {
+            b
+        } else {
+            a
+        }),
         (Some(r), None) | (None, Some(r)) => Some(r),
         (None, None) => None,
     };

@@ -343,7 +343,10 @@ mod tests {
         let e = Record::from_slice(bytes).unwrap_err();
         assert_eq!(e, MalformedRecord { line: 2, column: 6 });
         let good = b"{\"generation\":2,\"owner\":\"o\",\n\"x\":\"\xc3\xa9\"}";
-        assert_eq!(Record::from_slice(good).unwrap().generation(), Generation(2));
+        assert_eq!(
+            Record::from_slice(good).unwrap().generation(),
+            Generation(2)
+        );
     }
 
     #[test]
