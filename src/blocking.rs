@@ -73,9 +73,11 @@ struct Shared<T, E> {
 
 struct State<T, E> {
     board: Board<T, E, ()>,
-    /// The latest attempt a thread has taken on: each attempt the core
-    /// starts is run by exactly one thread.
-    claimed: Option<RefreshId>,
+    /// The latest attempt handed to the handle's thread: each call the
+    /// core starts is made exactly once.
+    sent: Option<RefreshId>,
+    /// The handle's thread for the refresher, started with the first call.
+    worker: Option<Worker>,
 }
 
 impl<T, E> Handle<T, E>
@@ -138,7 +140,8 @@ where
                 refresher: Box::new(refresher),
                 state: Mutex::new(State {
                     board: Board::new(config, clock)?,
-                    claimed: None,
+                    sent: None,
+                    worker: None,
                 }),
                 changed: Condvar::new(),
             }),
@@ -347,12 +350,12 @@ where
 
     fn input(&self, f: impl FnOnce(&mut Board<T, E, ()>, Timestamp)) {
         let shared = &*self.shared;
-        let mut state = shared.state.lock();
         let now = shared.clock.now();
+        let mut state = shared.state.lock();
         f(&mut state.board, now);
-        state.board.settle(now, &shared.snapshot);
+        let after = self.shared.settle(&mut state, now);
         drop(state);
-        shared.changed.notify_all();
+        after.run(shared);
     }
 
     fn key(&self) -> usize {
@@ -364,8 +367,8 @@ where
         f: impl FnOnce(&mut Board<T, E, ()>, Timestamp) -> Asked<T, E>,
     ) -> Result<Ticket<T>, HandleError<E>> {
         let shared = &*self.shared;
-        let mut state = shared.state.lock();
         let now = shared.clock.now();
+        let mut state = shared.state.lock();
         let mut asked = f(&mut state.board, now);
         if let Asked::Wait(place) = asked {
             if Driving::is_active(self.key()) {
@@ -373,73 +376,171 @@ where
                 asked = Asked::Fail(front::reentrant());
             }
         }
-        state.board.settle(now, &shared.snapshot);
+        let after = self.shared.settle(&mut state, now);
         match asked {
             Asked::Send(ticket) => {
                 drop(state);
-                shared.changed.notify_all();
+                after.run(shared);
                 Ok(ticket)
             }
             Asked::Fail(error) => {
                 drop(state);
-                shared.changed.notify_all();
+                after.run(shared);
                 Err(error)
             }
-            Asked::Wait(place) => self.wait(state, place),
+            Asked::Wait(place) => {
+                drop(state);
+                after.run(shared);
+                self.wait(now, place)
+            }
         }
     }
 
-    /// Blocks until request `id`'s outcome arrives, running the refresh
-    /// when it is due and no other thread runs it, and firing the core's
-    /// timers when their time comes.
-    fn wait<'a>(
-        &'a self,
-        mut state: crate::sync::MutexGuard<'a, State<T, E>>,
-        place: Place,
-    ) -> Result<Ticket<T>, HandleError<E>> {
+    /// Blocks until the outcome of the request at `place` arrives, firing
+    /// the core's timers when their time comes. The refresher runs on the
+    /// handle's own thread, never on a waiting one.
+    fn wait(&self, mut now: Timestamp, place: Place) -> Result<Ticket<T>, HandleError<E>> {
         let shared = &*self.shared;
+        let mut state = shared.state.lock();
         loop {
             if let Some(outcome) = state.board.take_outcome(place) {
-                drop(state);
-                // Others may have been settled in the same step.
-                shared.changed.notify_all();
                 return outcome;
-            }
-            let due = state.board.core.in_flight();
-            if let Some(attempt) = due.filter(|a| state.claimed != Some(*a)) {
-                state.claimed = Some(attempt);
-                drop(state);
-                let result = self.run_refresher();
-                state = shared.state.lock();
-                let now = shared.clock.now();
-                state.board.refreshed(now, attempt, result);
-                state.board.settle(now, &shared.snapshot);
-                shared.changed.notify_all();
-                continue;
             }
             state = match state.board.core.poll_timeout() {
                 Some(at) => shared
                     .changed
-                    .wait_until(state, shared.clock.instant_at(at)),
+                    .wait_until(state, shared.clock.instant_at(at, now)),
                 None => shared.changed.wait(state),
             };
-            let now = shared.clock.now();
+            if state.board.core.poll_timeout().is_none() {
+                continue;
+            }
+            // A timer may be due: read the clock with no guard held.
+            drop(state);
+            now = shared.clock.now();
+            state = shared.state.lock();
             if state.board.core.poll_timeout().is_some_and(|at| at <= now) {
-                state.board.settle(now, &shared.snapshot);
-                shared.changed.notify_all();
+                let after = self.shared.settle(&mut state, now);
+                drop(state);
+                after.run(shared);
+                state = shared.state.lock();
             }
         }
+    }
+}
+
+/// What a step leaves to do once the lock is released.
+#[must_use]
+struct After {
+    notes: Vec<front::log::Note>,
+}
+
+impl After {
+    fn run<T, E>(self, shared: &Shared<T, E>) {
+        // Reported before the waiters are told, so that a request's events
+        // are out when it returns.
+        front::log::emit(self.notes);
+        // Every step may concern a waiter.
+        shared.changed.notify_all();
+    }
+}
+
+/// A call for the handle's thread to make: the attempt, and the `tracing`
+/// dispatcher of the thread that asked for it, so that its events go where
+/// that thread's go.
+struct Call {
+    attempt: RefreshId,
+    dispatch: tracing::Dispatch,
+}
+
+/// The handle's own thread for the refresher: it makes one call at a time,
+/// so the token endpoint never sees two of this handle's at once (S1), and
+/// no request ever runs the refresher (a request that finds a usable token
+/// never waits for a refresh ahead of expiry). It ends when the handle goes.
+struct Worker(std::sync::mpsc::Sender<Call>);
+
+impl Worker {
+    fn start<T, E>(shared: std::sync::Weak<Shared<T, E>>) -> Self
+    where
+        T: Send + Sync + 'static,
+        E: Send + Sync + 'static,
+    {
+        let (tx, rx) = std::sync::mpsc::channel::<Call>();
+        std::thread::Builder::new()
+            .name("tokenflight-refresh".into())
+            .spawn(move || {
+                while let Ok(call) = rx.recv() {
+                    let Some(shared) = shared.upgrade() else {
+                        return;
+                    };
+                    tracing::dispatcher::with_default(&call.dispatch, || {
+                        shared.make_call(call.attempt);
+                    });
+                }
+            })
+            .expect("the refresher's thread could not be started");
+        Worker(tx)
+    }
+
+    fn send(&self, call: Call) {
+        // The thread ends only when the handle goes, with this sender.
+        let _ = self.0.send(call);
+    }
+}
+
+impl<T, E> Shared<T, E>
+where
+    T: Send + Sync + 'static,
+    E: Send + Sync + 'static,
+{
+    /// Settles the board after an input, under the lock; what it leaves to
+    /// do is carried out once the lock is released.
+    fn settle(self: &Arc<Self>, state: &mut State<T, E>, now: Timestamp) -> After {
+        let settled = state
+            .board
+            .settle(now, &mut front::store_changed(&self.snapshot));
+        // The driving contract: a call the core starts is made now, on the
+        // handle's own thread, whether anyone waits for it or not.
+        if let Some(attempt) = state.board.core.in_flight() {
+            if state.sent != Some(attempt) {
+                state.sent = Some(attempt);
+                let call = Call {
+                    attempt,
+                    dispatch: tracing::dispatcher::get_default(Clone::clone),
+                };
+                let worker = state
+                    .worker
+                    .get_or_insert_with(|| Worker::start(Arc::downgrade(self)));
+                worker.send(call);
+            }
+        }
+        After {
+            notes: settled.notes,
+        }
+    }
+
+    /// Makes the call `attempt` on the handle's thread, if the core still
+    /// wants it (an attempt that timed out while an earlier call ran is
+    /// never made), and reports its answer.
+    fn make_call(self: &Arc<Self>, attempt: RefreshId) {
+        if self.state.lock().board.core.in_flight() != Some(attempt) {
+            return;
+        }
+        let result = self.run_refresher();
+        let now = self.clock.now();
+        let mut state = self.state.lock();
+        state.board.refreshed(now, attempt, result);
+        let after = self.settle(&mut state, now);
+        drop(state);
+        after.run(self);
     }
 
     /// Runs the refresher outside the lock. A panic is caught and becomes a
     /// transient [`Fault::Panicked`]: it is retried like any transient
     /// failure, and when the retries run out every waiter gets the error.
     fn run_refresher(&self) -> Result<Fresh<T>, RefreshError<Fault<E>>> {
-        let _driving = Driving::enter(self.key());
-        let shared = &*self.shared;
-        match panic::catch_unwind(AssertUnwindSafe(|| {
-            (shared.refresher)(shared.clock.clone())
-        })) {
+        let _driving = Driving::enter(std::ptr::from_ref(self) as usize);
+        match panic::catch_unwind(AssertUnwindSafe(|| (self.refresher)(self.clock.clone()))) {
             Ok(result) => result.map_err(front::lift),
             Err(payload) => Err(RefreshError::Transient(Fault::Panicked(
                 front::panic_message(&*payload),

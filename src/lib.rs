@@ -35,9 +35,9 @@ pub use crate::config::{Config, ConfigError};
 pub use crate::core::{Action, Core, Mutant, Next, Phase, Snapshot, Stats};
 pub use crate::error::{Error, RefreshError, RefreshFailure};
 pub use crate::front::{BuildError, Clock, Fault, HandleError, Reply, Ticket};
+pub use crate::handle::{Builder, Handle, Sleep, SleepFuture, Spawn, Task, ThreadSleep};
 #[cfg(feature = "tokio")]
-pub use crate::handle::TokioSleep;
-pub use crate::handle::{Builder, Handle, Sleep, SleepFuture, ThreadSleep};
+pub use crate::handle::{TokioSleep, TokioSpawn};
 pub use crate::id::{Generation, RefreshId, RequestId};
 pub use crate::time::Timestamp;
 pub use crate::token::{Fresh, Lease};

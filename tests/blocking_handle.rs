@@ -172,11 +172,12 @@ fn a_permanent_failure_reaches_every_thread() {
 
 #[test]
 fn a_refresh_timeout_reaches_every_thread() {
-    // Time is a manual clock the test moves. Every attempt's refresher
-    // blocks at the gate; the waiting threads time each attempt out as the
-    // clock passes its deadline and start the next on another thread; after
-    // the last attempt every waiter, those stuck in the refresher included,
-    // fails with a timeout. Nothing asserts how long anything took.
+    // Time is a manual clock the test moves. The refresher blocks at the
+    // gate; the waiting threads time each attempt out as the clock passes
+    // its deadline; after the last attempt every waiter fails with a
+    // timeout. The handle makes one call at a time: the attempts that timed
+    // out behind the stuck call never reach the endpoint (S1). Nothing
+    // asserts how long anything took.
     let server = Server::new();
     let now = Arc::new(AtomicU64::new(0));
     let n = Arc::clone(&now);
@@ -214,8 +215,12 @@ fn a_refresh_timeout_reaches_every_thread() {
             Err(Error::RefreshUnavailable(RefreshFailure::TimedOut))
         );
     }
-    let attempts = u64::from(config.max_refresh_attempts);
-    assert_eq!(server.refreshes.load(Ordering::SeqCst), attempts);
+    assert!(config.max_refresh_attempts > 1);
+    assert_eq!(
+        server.refreshes.load(Ordering::SeqCst),
+        1,
+        "one call at the endpoint, however many attempts timed out"
+    );
 }
 
 #[test]
@@ -239,10 +244,11 @@ fn a_refresher_calling_its_own_handle_gets_an_error_not_a_deadlock() {
 
 #[test]
 fn a_late_answer_from_an_abandoned_thread_is_adopted() {
-    // The thread running the only attempt is stuck in the refresher while
-    // the clock passes the attempt's deadline: the round gives up. When the
-    // refresher finally answers, that thread still reports the answer, and
-    // the core adopts it (no newer generation exists).
+    // The handle's thread running the only attempt is stuck in the
+    // refresher while the clock passes the attempt's deadline: the round
+    // gives up. When the refresher finally answers, that thread still
+    // reports the answer, and the core adopts it (no newer generation
+    // exists).
     let now = Arc::new(AtomicU64::new(0));
     let n = Arc::clone(&now);
     let clock = Clock::manual(move || Timestamp::from_nanos(n.load(Ordering::SeqCst)));
@@ -273,6 +279,13 @@ fn a_late_answer_from_an_abandoned_thread_is_adopted() {
         timed_out,
         "its own request had failed"
     );
+    // The answer is reported by the handle's thread, on its own time.
+    for _ in 0..10_000 {
+        if handle.stats().late_results_adopted > 0 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
     let ticket = handle.try_ticket().expect("the late token was adopted");
     assert_eq!((*ticket.token(), ticket.generation().0), (7, 1));
     assert_eq!(calls.load(Ordering::SeqCst), 1);

@@ -4,14 +4,17 @@
 //! # How it waits
 //!
 //! The refresh runs as a future kept in the handle's shared state, not in
-//! any caller's future. Whichever waiting request is polled after the
-//! refresh (or a timer) was woken takes that future out, polls it outside
-//! the lock with a waker of the handle's own (the [`Beacon`]), and puts it
-//! back. The beacon wakes one *appointed* waiter, the last one polled; a
-//! waiter that leaves (done, or dropped) hands the appointment on and wakes
-//! its successor. So however many callers go away, the refresh is driven as
-//! long as anyone waits for it; if no one waits, no one needs it, and the
-//! next caller picks it up where it was.
+//! any caller's future. With a [`Spawn`] (under the `tokio` feature, the
+//! runtime it is used in), a driver task of the handle's own polls it.
+//! Otherwise whichever waiting request is polled after the refresh (or a
+//! timer) was woken takes that future out, polls it outside the lock with a
+//! waker of the handle's own (the beacon), and puts it back. The beacon
+//! wakes one *appointed* waiter, the last one polled; a waiter that leaves
+//! (done, or dropped) hands the appointment on and wakes its successor. So
+//! however many callers go away, the refresh is driven as long as anyone
+//! waits for it; if no one waits, the request that started it made the
+//! call at once, and a wake withholds the fast path's snapshot so that the
+//! next request polls it before anything else.
 //!
 //! # Late answers
 //!
@@ -21,37 +24,30 @@
 //! refresh token the server still honours. Its future stays in the shared
 //! state beside the current attempt's, is polled the same way, and its
 //! answer goes to the core when it comes; it is dropped (after unlocking)
-//! once the core no longer wants it. The core awaits at most
-//! `max_refresh_attempts` such answers, so that many futures at most are
-//! kept. A round can give up while one is pending, leaving no waiter to
-//! poll it; so a request on the slow path that finds such a future woken
-//! drives the woken work itself before it asks the core.
+//! once the core no longer wants it.
 
+mod builder;
+mod job;
+mod shared;
 mod sleep;
+mod spawn;
 mod waiter;
 
 use std::future::Future;
-use std::panic::{self, AssertUnwindSafe};
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll, Waker};
 
+pub use builder::Builder;
 #[cfg(feature = "tokio")]
 pub use sleep::TokioSleep;
 pub use sleep::{Sleep, SleepFuture, ThreadSleep};
+#[cfg(feature = "tokio")]
+pub use spawn::TokioSpawn;
+pub use spawn::{Spawn, Task};
 
-use crate::front::{
-    self, Asked, Board, Driving, Fault, HandleError, Place, Published, Reply, Ticket,
-};
-use crate::sync::{Mutex, SnapshotCell};
-use crate::{
-    BuildError, Clock, Config, Fresh, Generation, RefreshError, RefreshId, Stats, Timestamp,
-};
-use waiter::{Beacon, Waiting};
-
-type RefreshResult<T, E> = Result<Fresh<T>, RefreshError<E>>;
-type RefreshFuture<T, E> = Pin<Box<dyn Future<Output = RefreshResult<T, E>> + Send + 'static>>;
-type Refresher<T, E> = Box<dyn Fn(Clock) -> RefreshFuture<T, E> + Send + Sync + 'static>;
+use crate::front::{self, HandleError, Reply, Ticket};
+use crate::{BuildError, Clock, Config, Fresh, Generation, Stats};
+use shared::{RefreshResult, Shared};
+use waiter::Waiting;
 
 /// Shares one access token among many async requests and refreshes it once
 /// per expiry.
@@ -95,557 +91,6 @@ impl<T, E> std::fmt::Debug for Handle<T, E> {
         f.debug_struct("Handle")
             .field("core", &state.board.core)
             .finish_non_exhaustive()
-    }
-}
-
-/// Configures an async [`Handle`].
-///
-/// # Examples
-///
-/// ```
-/// use std::time::Duration;
-/// use tokenflight::{Builder, Clock, Config, Fresh, RefreshError, Timestamp};
-///
-/// let mut config = Config::default();
-/// config.backoff_initial = Duration::ZERO;
-/// let handle = Builder::new()
-///     .config(config)
-///     .clock(Clock::manual(|| Timestamp::ZERO))
-///     .without_timer()
-///     .build(|clock: Clock| async move {
-///         let expires_in = Duration::from_secs(3600);
-///         Ok::<_, RefreshError<()>>(Fresh::new("tok").expiring_at(clock.after(expires_in)))
-///     })
-///     .unwrap();
-/// # drop(handle);
-/// ```
-#[derive(Default)]
-pub struct Builder {
-    config: Config,
-    clock: Option<Clock>,
-    sleep: Option<Option<Arc<dyn Sleep>>>,
-    #[cfg(tokenflight_loom)]
-    late_publish: bool,
-}
-
-impl std::fmt::Debug for Builder {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Builder")
-            .field("config", &self.config)
-            .field("clock", &self.clock)
-            .field("timer", &!matches!(self.sleep, Some(None)))
-            .finish()
-    }
-}
-
-impl Builder {
-    /// A builder with the defaults: [`Config::default`], [`Clock::system`],
-    /// [`ThreadSleep`].
-    pub fn new() -> Self {
-        Builder::default()
-    }
-
-    /// The core's configuration ([`Config::default`] if not set).
-    pub fn config(mut self, config: Config) -> Self {
-        self.config = config;
-        self
-    }
-
-    /// Where time comes from ([`Clock::system`] if not set).
-    pub fn clock(mut self, clock: Clock) -> Self {
-        self.clock = Some(clock);
-        self
-    }
-
-    /// Where timers come from ([`ThreadSleep`] if not set).
-    pub fn sleep(mut self, sleep: impl Sleep) -> Self {
-        self.sleep = Some(Some(Arc::new(sleep)));
-        self
-    }
-
-    /// No timers at all: the refresh timeout is then not enforced (the
-    /// refresher must bound its own time), and the configuration must not
-    /// back off (`backoff_initial` zero), or [`build`](Builder::build) fails
-    /// with [`BuildError::TimerRequired`] rather than let waiters hang.
-    pub fn without_timer(mut self) -> Self {
-        self.sleep = Some(None);
-        self
-    }
-
-    /// The deliberately broken variant the loom suite must catch: the
-    /// snapshot is stored after the lock is released.
-    #[cfg(tokenflight_loom)]
-    #[doc(hidden)]
-    pub fn late_publish(mut self) -> Self {
-        self.late_publish = true;
-        self
-    }
-
-    /// The handle, with `refresher` to get a new token. The refresher gets
-    /// the handle's [`Clock`] to turn an `expires_in` into a [`Timestamp`].
-    ///
-    /// # Errors
-    ///
-    /// [`BuildError::Config`] for a configuration that cannot work;
-    /// [`BuildError::TimerRequired`] for one that backs off without a timer.
-    pub fn build<T, E, F, Fut>(self, refresher: F) -> Result<Handle<T, E>, BuildError>
-    where
-        T: Send + Sync + 'static,
-        E: Send + Sync + 'static,
-        F: Fn(Clock) -> Fut + Send + Sync + 'static,
-        Fut: Future<Output = RefreshResult<T, E>> + Send + 'static,
-    {
-        let sleep = match self.sleep {
-            None => Some(Arc::new(ThreadSleep) as Arc<dyn Sleep>),
-            Some(sleep) => sleep,
-        };
-        if sleep.is_none() && front::needs_timer(&self.config) {
-            return Err(BuildError::TimerRequired);
-        }
-        let clock = self.clock.unwrap_or_else(Clock::system);
-        #[allow(unused_mut)]
-        let mut board = Board::new(self.config, clock.clone())?;
-        #[cfg(tokenflight_loom)]
-        if self.late_publish {
-            board.late_publish = Some(None);
-        }
-        let refresher: Refresher<T, E> = Box::new(move |clock| Box::pin(refresher(clock)));
-        Ok(Handle {
-            shared: Arc::new(Shared {
-                snapshot: SnapshotCell::empty(),
-                clock,
-                refresher,
-                sleep,
-                beacon: Arc::new(Beacon::new()),
-                state: Mutex::new(State {
-                    board,
-                    refresh: Job::Empty,
-                    late: Vec::new(),
-                    timer: Job::Empty,
-                    timer_broken: false,
-                }),
-            }),
-        })
-    }
-}
-
-struct Shared<T, E> {
-    /// What the fast path reads; written only under `state`'s lock, in the
-    /// same critical section as the core transition it reflects.
-    snapshot: SnapshotCell<Published<T>>,
-    clock: Clock,
-    refresher: Refresher<T, E>,
-    sleep: Option<Arc<dyn Sleep>>,
-    /// The waker given to the refresh and timer futures. Lock order:
-    /// `state`, then the beacon's.
-    beacon: Arc<Beacon>,
-    state: Mutex<State<T, E>>,
-}
-
-struct State<T, E> {
-    board: Board<T, E, Waker>,
-    /// The future of the attempt the core has in flight. A future whose
-    /// attempt is no longer in flight moves to `late` if the core still
-    /// awaits its answer (it timed out), and is dropped otherwise (a login
-    /// superseded it).
-    refresh: Job<RefreshId, RefreshFuture<T, E>>,
-    /// Timed-out attempts whose answer the core still awaits, oldest first.
-    /// Pruned after every input to what
-    /// [`Core::awaits_late_answer`](crate::Core::awaits_late_answer) wants,
-    /// so at most `max_refresh_attempts` long (S7).
-    late: Vec<Late<T, E>>,
-    /// A sleep until the core's next deadline.
-    timer: Job<Timestamp, SleepFuture>,
-    /// The [`Sleep`] panicked: no more timers, rather than a panic per poll.
-    timer_broken: bool,
-}
-
-/// A timed-out attempt's future, kept for its answer.
-struct Late<T, E> {
-    attempt: RefreshId,
-    /// `None` while someone polls it outside the lock.
-    future: Option<RefreshFuture<T, E>>,
-}
-
-impl<T, E> State<T, E> {
-    /// Whether work waits to be taken out and polled.
-    fn has_parked(&self) -> bool {
-        self.refresh.is_waiting() || self.timer.is_waiting() || self.has_parked_late()
-    }
-
-    fn has_parked_late(&self) -> bool {
-        self.late.iter().any(|late| late.future.is_some())
-    }
-
-    /// Takes every parked piece of work out, to poll outside the lock.
-    fn take_work(&mut self) -> Work<T, E> {
-        Work {
-            refresh: self.refresh.take_out(),
-            timer: self.timer.take_out(),
-            late: self
-                .late
-                .iter_mut()
-                .filter_map(|late| Some((late.attempt, late.future.take()?)))
-                .collect(),
-        }
-    }
-
-    /// Brings back a refresh future taken out (`None`: it answered), as the
-    /// current attempt's job or as a late one; returns it if it is no longer
-    /// wanted, to be dropped after unlocking.
-    fn bring_back_refresh(
-        &mut self,
-        attempt: RefreshId,
-        pending: Option<RefreshFuture<T, E>>,
-    ) -> Option<RefreshFuture<T, E>> {
-        if self.refresh.key() == Some(attempt) {
-            return self.refresh.bring_back(attempt, pending);
-        }
-        let out = self
-            .late
-            .iter()
-            .position(|late| late.attempt == attempt && late.future.is_none());
-        let Some(i) = out else {
-            return pending;
-        };
-        match pending {
-            Some(future) => self.late[i].future = Some(future),
-            None => {
-                self.late.remove(i);
-            }
-        }
-        None
-    }
-}
-
-/// A future kept in the shared state and polled by whichever waiter comes.
-enum Job<K, F> {
-    Empty,
-    /// Due, its future not made yet (making it runs user code, which never
-    /// happens under the lock).
-    Start(K),
-    /// Made, waiting to be polled.
-    Parked(K, F),
-    /// A waiter is polling it outside the lock.
-    Out(K),
-}
-
-impl<K: Copy + PartialEq, F> Job<K, F> {
-    fn key(&self) -> Option<K> {
-        match self {
-            Job::Empty => None,
-            Job::Start(k) | Job::Parked(k, _) | Job::Out(k) => Some(*k),
-        }
-    }
-
-    fn is_waiting(&self) -> bool {
-        matches!(self, Job::Start(_) | Job::Parked(..))
-    }
-
-    /// Takes the job out to poll it; `(key, None)` means it must be made.
-    fn take_out(&mut self) -> Option<(K, Option<F>)> {
-        let taken = match std::mem::replace(self, Job::Empty) {
-            Job::Start(k) => (k, None),
-            Job::Parked(k, f) => (k, Some(f)),
-            other => {
-                *self = other;
-                return None;
-            }
-        };
-        *self = Job::Out(taken.0);
-        Some(taken)
-    }
-
-    /// Makes `want` the job. Returns whether there is new work, and the
-    /// job it replaces if that job's future was made: `(key, Some(future))`
-    /// if parked, `(key, None)` if out (its poller brings it back).
-    fn retarget(&mut self, want: Option<K>) -> (bool, Option<(K, Option<F>)>) {
-        if self.key() == want {
-            return (false, None);
-        }
-        let old = std::mem::replace(self, want.map_or(Job::Empty, Job::Start));
-        let old = match old {
-            Job::Parked(k, f) => Some((k, Some(f))),
-            Job::Out(k) => Some((k, None)),
-            Job::Empty | Job::Start(_) => None,
-        };
-        (want.is_some(), old)
-    }
-
-    /// Brings back a job taken out: parks a pending future if the job is
-    /// still wanted, otherwise hands it back to be dropped.
-    fn bring_back(&mut self, key: K, pending: Option<F>) -> Option<F> {
-        if !matches!(self, Job::Out(k) if *k == key) {
-            return pending;
-        }
-        *self = match pending {
-            Some(f) => Job::Parked(key, f),
-            None => Job::Empty,
-        };
-        None
-    }
-}
-
-/// What must be done after the lock is released: wake tasks, drop futures
-/// (a future's drop may run user code that calls back into the handle).
-struct Aftermath<T, E> {
-    wake: Vec<Waker>,
-    /// The wakers of rounds answered, as the board took them.
-    wake_rounds: Vec<Vec<Option<Waker>>>,
-    drop_refresh: Vec<RefreshFuture<T, E>>,
-    drop_sleep: Vec<SleepFuture>,
-    /// The broken variant's snapshot, stored too late (see
-    /// `Board::late_publish`).
-    #[cfg(tokenflight_loom)]
-    late_publish: Option<Option<Arc<Published<T>>>>,
-}
-
-impl<T, E> Aftermath<T, E> {
-    fn new() -> Self {
-        Aftermath {
-            wake: Vec::new(),
-            wake_rounds: Vec::new(),
-            drop_refresh: Vec::new(),
-            drop_sleep: Vec::new(),
-            #[cfg(tokenflight_loom)]
-            late_publish: None,
-        }
-    }
-
-    fn run(self, _cell: &SnapshotCell<Published<T>>) {
-        #[cfg(tokenflight_loom)]
-        if let Some(snapshot) = self.late_publish {
-            _cell.store(snapshot);
-        }
-        self.wake.into_iter().for_each(Waker::wake);
-        for round in self.wake_rounds {
-            round.into_iter().flatten().for_each(Waker::wake);
-        }
-        drop(self.drop_refresh);
-        drop(self.drop_sleep);
-    }
-}
-
-/// A refresh future polled: its answer for the core, or itself to park.
-type Polled<T, E> = Result<RefreshResult<T, Fault<E>>, RefreshFuture<T, E>>;
-
-/// Work taken out of the shared state, polled outside the lock.
-struct Work<T, E> {
-    refresh: Option<(RefreshId, Option<RefreshFuture<T, E>>)>,
-    timer: Option<(Timestamp, Option<SleepFuture>)>,
-    late: Vec<(RefreshId, RefreshFuture<T, E>)>,
-}
-
-/// What polling the work gave: an answer for the core, or a future to park.
-struct Done<T, E> {
-    refresh: Option<(RefreshId, Polled<T, E>)>,
-    timer: Option<(Timestamp, Option<SleepFuture>)>,
-    timer_panicked: bool,
-    late: Vec<(RefreshId, Polled<T, E>)>,
-}
-
-impl<T, E> Shared<T, E>
-where
-    T: Send + Sync + 'static,
-    E: Send + Sync + 'static,
-{
-    fn key(&self) -> usize {
-        std::ptr::from_ref(self) as usize
-    }
-
-    /// After any input, under the lock: settles the board, then makes the
-    /// refresh job follow the attempt the core has in flight and the timer
-    /// follow the core's next deadline.
-    fn settle(&self, state: &mut State<T, E>, now: Timestamp, after: &mut Aftermath<T, E>) {
-        let settled = state.board.settle(now, &self.snapshot);
-        after.wake_rounds.extend(settled.woken);
-        #[cfg(tokenflight_loom)]
-        if let Some(late) = &mut state.board.late_publish {
-            after.late_publish = late.take();
-        }
-        let core = &state.board.core;
-        let (new_refresh, replaced) = state.refresh.retarget(core.in_flight());
-        if let Some((attempt, future)) = replaced {
-            if core.awaits_late_answer(attempt) {
-                state.late.push(Late { attempt, future });
-            } else {
-                after.drop_refresh.extend(future);
-            }
-        }
-        // A late answer no longer wanted (a new generation, a permanent
-        // failure, evicted from the core's capped set): its future goes. One
-        // out being polled is dropped by its poller, finding no place to
-        // come back to.
-        state.late.retain_mut(|late| {
-            let wanted = core.awaits_late_answer(late.attempt);
-            if !wanted {
-                after.drop_refresh.extend(late.future.take());
-            }
-            wanted
-        });
-        debug_assert!(state.late.len() <= core.config().max_refresh_attempts as usize);
-        let deadline = match (&self.sleep, state.timer_broken) {
-            (Some(_), false) => state.board.core.poll_timeout(),
-            _ => None,
-        };
-        let (new_timer, old) = state.timer.retarget(deadline);
-        after.drop_sleep.extend(old.and_then(|(_, future)| future));
-        if new_refresh || new_timer {
-            // New work: make sure someone comes to pick it up.
-            after.wake.extend(self.beacon.raise());
-        }
-    }
-
-    /// The slow path of `ticket`: a new request asks the core. Kept out of
-    /// line so that the fast path it follows stays as small as a bare
-    /// snapshot read.
-    #[cold]
-    #[inline(never)]
-    fn acquire(&self) -> Result<Result<Ticket<T>, Place>, HandleError<E>> {
-        self.ask(|board, now| board.acquire(now))
-    }
-
-    /// Asks the core (under the lock) and, on `Wait`, returns the request's
-    /// id; a refresher asking its own handle fails at once (see [`Driving`]).
-    fn ask(
-        &self,
-        f: impl FnOnce(&mut Board<T, E, Waker>, Timestamp) -> Asked<T, E>,
-    ) -> Result<Result<Ticket<T>, Place>, HandleError<E>> {
-        let mut after = Aftermath::new();
-        let asked = {
-            let mut state = self.state.lock();
-            // A late answer may have come while no one waits to poll it
-            // (after a round gave up, requests fail fast without waiting):
-            // drive the woken work first, so that its token is not stranded.
-            // Taking the work lowers the beacon's flag, so all of it is
-            // taken, as a waiter would; a refresher asking its own handle
-            // (its future is out) never drives.
-            if state.has_parked_late()
-                && !Driving::is_active(self.key())
-                && self.beacon.take_raised()
-            {
-                let work = state.take_work();
-                drop(state);
-                let done = self.run(work);
-                state = self.state.lock();
-                let now = self.clock.now();
-                self.bring_back(&mut state, now, done, &mut after);
-                // Work that woke itself while out may have found no one to
-                // take it: make sure the appointed waiter comes back for it.
-                if state.has_parked() {
-                    after.wake.extend(self.beacon.pending());
-                }
-            }
-            let now = self.clock.now();
-            let mut asked = f(&mut state.board, now);
-            if let Asked::Wait(place) = asked {
-                if Driving::is_active(self.key()) {
-                    state.board.cancel(now, place);
-                    asked = Asked::Fail(front::reentrant());
-                }
-            }
-            self.settle(&mut state, now, &mut after);
-            asked
-        };
-        after.run(&self.snapshot);
-        match asked {
-            Asked::Send(ticket) => Ok(Ok(ticket)),
-            Asked::Wait(place) => Ok(Err(place)),
-            Asked::Fail(error) => Err(error),
-        }
-    }
-
-    /// Polls the work taken out, outside the lock, with the beacon's waker.
-    /// Panics of the refresher are caught and become a [`Fault::Panicked`].
-    fn run(&self, work: Work<T, E>) -> Done<T, E> {
-        let waker = Waker::from(Arc::clone(&self.beacon));
-        let mut cx = Context::from_waker(&waker);
-        let _driving = Driving::enter(self.key());
-        let refresh = work
-            .refresh
-            .map(|(attempt, fut)| (attempt, self.poll_refresh(fut, &mut cx)));
-        let late = work
-            .late
-            .into_iter()
-            .map(|(attempt, fut)| (attempt, self.poll_refresh(Some(fut), &mut cx)))
-            .collect();
-        let mut timer_panicked = false;
-        let timer = work.timer.map(|(deadline, fut)| {
-            let polled = panic::catch_unwind(AssertUnwindSafe(|| {
-                let mut fut = fut.unwrap_or_else(|| match &self.sleep {
-                    Some(sleep) => sleep.sleep(deadline.saturating_since(self.clock.now())),
-                    None => Box::pin(std::future::ready(())),
-                });
-                match fut.as_mut().poll(&mut cx) {
-                    Poll::Ready(()) => None,
-                    Poll::Pending => Some(fut),
-                }
-            }));
-            match polled {
-                Ok(pending) => (deadline, pending),
-                Err(_) => {
-                    timer_panicked = true;
-                    (deadline, None)
-                }
-            }
-        });
-        Done {
-            refresh,
-            timer,
-            timer_panicked,
-            late,
-        }
-    }
-
-    /// Polls a refresh future, making it first if `fut` is `None`.
-    fn poll_refresh(&self, fut: Option<RefreshFuture<T, E>>, cx: &mut Context<'_>) -> Polled<T, E> {
-        let polled = panic::catch_unwind(AssertUnwindSafe(|| {
-            let mut fut = fut.unwrap_or_else(|| (self.refresher)(self.clock.clone()));
-            match fut.as_mut().poll(cx) {
-                Poll::Ready(result) => Ok(result),
-                Poll::Pending => Err(fut),
-            }
-        }));
-        match polled {
-            Ok(Ok(result)) => Ok(result.map_err(front::lift)),
-            Ok(Err(pending)) => Err(pending),
-            Err(payload) => {
-                let fault = Fault::Panicked(front::panic_message(&*payload));
-                Ok(Err(RefreshError::Transient(fault)))
-            }
-        }
-    }
-
-    /// Back under the lock with what polling gave: answers go to the core
-    /// (the current attempt's first), pending futures are parked again if
-    /// still wanted; then the board settles.
-    fn bring_back(
-        &self,
-        state: &mut State<T, E>,
-        now: Timestamp,
-        done: Done<T, E>,
-        after: &mut Aftermath<T, E>,
-    ) {
-        for (attempt, polled) in done.refresh.into_iter().chain(done.late) {
-            match polled {
-                Ok(result) => {
-                    after
-                        .drop_refresh
-                        .extend(state.bring_back_refresh(attempt, None));
-                    state.board.refreshed(now, attempt, result);
-                }
-                Err(pending) => after
-                    .drop_refresh
-                    .extend(state.bring_back_refresh(attempt, Some(pending))),
-            }
-        }
-        if let Some((deadline, pending)) = done.timer {
-            after
-                .drop_sleep
-                .extend(state.timer.bring_back(deadline, pending));
-        }
-        state.timer_broken |= done.timer_panicked;
-        self.settle(state, now, after);
     }
 }
 
@@ -875,7 +320,8 @@ where
     /// assert_eq!(handle.try_ticket().unwrap().generation(), Generation(1));
     /// ```
     pub fn set_token(&self, fresh: Fresh<T>) {
-        self.input(|board, now| board.core.handle_set_token(now, fresh));
+        self.shared
+            .input(|board, now| board.core.handle_set_token(now, fresh));
     }
 
     /// Declares `generation` bad (e.g. the user's permissions changed): if
@@ -895,19 +341,8 @@ where
     /// assert!(handle.try_ticket().is_none());
     /// ```
     pub fn invalidate(&self, generation: Generation) {
-        self.input(|board, now| board.core.handle_invalidate(now, generation));
-    }
-
-    fn input(&self, f: impl FnOnce(&mut Board<T, E, Waker>, Timestamp)) {
-        let shared = &self.shared;
-        let mut after = Aftermath::new();
-        {
-            let mut state = shared.state.lock();
-            let now = shared.clock.now();
-            f(&mut state.board, now);
-            shared.settle(&mut state, now, &mut after);
-        }
-        after.run(&shared.snapshot);
+        self.shared
+            .input(|board, now| board.core.handle_invalidate(now, generation));
     }
 }
 

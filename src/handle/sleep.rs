@@ -71,8 +71,9 @@ impl Sleep for ThreadSleep {
     }
 }
 
-/// A timer of the tokio runtime the handle is used in. Its futures must be
-/// polled inside that runtime.
+/// A timer of the tokio runtime the handle is used in, the default under the
+/// `tokio` feature. Outside a runtime (a handle built under the feature but
+/// used from another executor) it is the [`ThreadSleep`] timer instead.
 ///
 /// # Examples
 ///
@@ -92,7 +93,10 @@ pub struct TokioSleep;
 #[cfg(feature = "tokio")]
 impl Sleep for TokioSleep {
     fn sleep(&self, duration: Duration) -> SleepFuture {
-        Box::pin(tokio::time::sleep(duration))
+        match tokio::runtime::Handle::try_current() {
+            Ok(_) => Box::pin(tokio::time::sleep(duration)),
+            Err(_) => ThreadSleep.sleep(duration),
+        }
     }
 }
 
