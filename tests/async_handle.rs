@@ -827,3 +827,86 @@ fn a_waiter_dropped_from_a_round_is_never_woken_and_the_others_are() {
     assert_eq!(Arc::strong_count(&counts[0]), 1);
     assert_eq!(Arc::strong_count(&counts[2]), 1);
 }
+
+#[test]
+fn a_call_nobody_waits_for_is_made_at_once_and_its_answer_outlives_the_timeout() {
+    // With one attempt per round: an invalidation with no request waiting
+    // starts a call; it must be made now, not when the next request comes,
+    // and its answer, which arrives while no one waits, must reach the core
+    // before that request times the attempt out.
+    let time = ManualTime::default();
+    let (script, mut answers) = Script::new(2);
+    let handle = scripted(&time, &script, 1);
+    let mut pool = LocalPool::new();
+    answers.remove(0).send(7).unwrap();
+    assert_eq!(
+        pool.run_until(ticket(handle.clone())),
+        Ok((7, Generation(1)))
+    );
+    handle.invalidate(Generation(1));
+    assert_eq!(script.calls(), 2, "the call was made when the core started it");
+    answers.remove(0).send(8).unwrap();
+    time.advance(TIMEOUT * 2);
+    pool.run_until_stalled();
+    assert_eq!(
+        pool.run_until(ticket(handle.clone())),
+        Ok((8, Generation(2))),
+        "the answer that came while no one waited is the token"
+    );
+    assert_eq!(script.calls(), 2);
+    assert_eq!(handle.stats().attempts_timed_out, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_nobody_waits_for_runs_on_the_runtime() {
+    // Under tokio the handle spawns the call no request waits for: it is
+    // made and its token adopted without any request coming by.
+    let server = Server::new();
+    let handle = handle(&server);
+    assert_eq!(call(handle.clone(), Arc::clone(&server)).await, Ok(1));
+    handle.invalidate(Generation(1));
+    for _ in 0..2_000 {
+        if handle.try_ticket().is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    let ticket = handle.try_ticket().expect("the refresh ran on its own");
+    assert_eq!((*ticket.token(), ticket.generation()), (2, Generation(2)));
+    assert_eq!(server.refreshes.load(Ordering::SeqCst), 2);
+}
+
+#[test]
+fn a_panicking_timer_is_replaced_by_the_thread_timer() {
+    // The user's Sleep panics (like a tokio timer polled outside a
+    // runtime). The back-off between the two attempts must still end.
+    let calls = Arc::new(AtomicU64::new(0));
+    let c = Arc::clone(&calls);
+    let mut config = Config::default();
+    config.backoff_initial = Duration::from_millis(1);
+    config.backoff_max = Duration::from_millis(1);
+    let handle: Handle<u64, &'static str> = Builder::new()
+        .config(config)
+        .sleep(|_d: Duration| -> std::future::Ready<()> { panic!("no timer here") })
+        .build(move |_clock| {
+            let n = c.fetch_add(1, Ordering::SeqCst);
+            async move {
+                if n == 0 {
+                    Err(RefreshError::Transient("busy"))
+                } else {
+                    Ok(Fresh::new(n))
+                }
+            }
+        })
+        .unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let h = handle.clone();
+    std::thread::spawn(move || {
+        let _ = tx.send(futures::executor::block_on(ticket(h)));
+    });
+    let outcome = rx
+        .recv_timeout(Duration::from_secs(20))
+        .expect("the back-off ended: no silent stall");
+    assert_eq!(outcome, Ok((1, Generation(1))));
+    assert_eq!(calls.load(Ordering::SeqCst), 2);
+}

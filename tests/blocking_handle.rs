@@ -293,3 +293,65 @@ fn a_late_answer_from_an_abandoned_thread_is_adopted() {
     assert_eq!((stats.attempts_timed_out, stats.rounds_given_up), (1, 1));
     assert_eq!(stats.late_results_adopted, 1);
 }
+
+#[test]
+fn a_call_nobody_waits_for_is_made_on_the_handles_thread() {
+    let server = Server::new();
+    let handle = handle(&server);
+    assert_eq!(call(&handle, &server), Ok(1));
+    handle.invalidate(tokenflight::Generation(1));
+    for _ in 0..10_000 {
+        if handle.try_ticket().is_some() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let ticket = handle.try_ticket().expect("the refresh ran with no one waiting");
+    assert_eq!(*ticket.token(), 2);
+    assert_eq!(server.refreshes.load(Ordering::SeqCst), 2);
+}
+
+/// When the fast path stops handing out the token of `handle` (its refresh
+/// is due), found by bisection on the manual clock at `now`.
+fn refresh_due_at(handle: &Handle<u64, &'static str>, now: &AtomicU64, expiry: u64) -> u64 {
+    let (mut valid, mut due) = (0, expiry);
+    while due - valid > 1 {
+        let mid = valid + (due - valid) / 2;
+        now.store(mid, Ordering::SeqCst);
+        if handle.try_ticket().is_some() {
+            valid = mid;
+        } else {
+            due = mid;
+        }
+    }
+    now.store(0, Ordering::SeqCst);
+    due
+}
+
+#[test]
+fn handles_on_the_default_config_jitter_apart() {
+    // Two handles, same defaults, same token from the same moment: each
+    // draws its own seed, so they refresh at different times (the skew's
+    // jitter is up to 5 s, in nanoseconds).
+    let now = Arc::new(AtomicU64::new(0));
+    let expiry = Duration::from_secs(3600).as_nanos() as u64;
+    let handles: Vec<Handle<u64, &'static str>> = (0..2)
+        .map(|_| {
+            let n = Arc::clone(&now);
+            let clock = Clock::manual(move || Timestamp::from_nanos(n.load(Ordering::SeqCst)));
+            Handle::with_clock(Config::default(), clock, move |_| {
+                Ok(Fresh::new(1).expiring_at(Timestamp::from_nanos(expiry)))
+            })
+            .unwrap()
+        })
+        .collect();
+    let due: Vec<u64> = handles
+        .iter()
+        .map(|h| {
+            h.ticket().unwrap();
+            refresh_due_at(h, &now, expiry)
+        })
+        .collect();
+    assert!(due.iter().all(|d| *d < expiry));
+    assert_ne!(due[0], due[1], "the two handles drew the same jitter");
+}

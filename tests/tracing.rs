@@ -5,7 +5,7 @@
 
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{mpsc, Arc, Mutex};
+use std::sync::{mpsc, Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use futures::channel::oneshot;
@@ -335,4 +335,127 @@ fn a_late_answer_is_reported_adopted_or_ignored() {
     assert_eq!(ignored[0].field("attempt"), Some("1"));
     assert_eq!(handle.try_ticket().unwrap().generation().0, 1);
     capture.assert_no_token();
+}
+
+/// A subscriber that, on every event, asks `handle` something that takes
+/// its lock: if an event were emitted under the lock, it would deadlock.
+struct Reentering {
+    handle: Arc<OnceLock<blocking::Handle<String, ()>>>,
+    seen: Arc<AtomicU64>,
+}
+
+impl Subscriber for Reentering {
+    fn enabled(&self, _: &Metadata<'_>) -> bool {
+        true
+    }
+
+    fn new_span(&self, _: &Attributes<'_>) -> Id {
+        Id::from_u64(1)
+    }
+
+    fn record(&self, _: &Id, _: &Record<'_>) {}
+
+    fn record_follows_from(&self, _: &Id, _: &Id) {}
+
+    fn event(&self, _: &Event<'_>) {
+        if let Some(handle) = self.handle.get() {
+            let _ = handle.waiters();
+            self.seen.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    fn enter(&self, _: &Id) {}
+
+    fn exit(&self, _: &Id) {}
+}
+
+/// Runs `f` on a thread of its own and fails if it does not end in time:
+/// a deadlock fails the test instead of hanging it.
+fn bounded<R: Send + 'static>(f: impl FnOnce() -> R + Send + 'static) -> R {
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(f());
+    });
+    rx.recv_timeout(Duration::from_secs(20))
+        .expect("deadlock: user code ran under the handle's lock")
+}
+
+#[test]
+fn a_subscriber_may_call_the_handle_back() {
+    let seen = bounded(|| {
+        let cell = Arc::new(OnceLock::new());
+        let seen = Arc::new(AtomicU64::new(0));
+        let subscriber = Reentering {
+            handle: Arc::clone(&cell),
+            seen: Arc::clone(&seen),
+        };
+        let handle = blocking::Handle::new(config(), |_clock| {
+            Ok::<_, RefreshError<()>>(Fresh::new(SECRET.to_string()))
+        })
+        .unwrap();
+        cell.set(handle.clone()).unwrap();
+        tracing::subscriber::with_default(subscriber, || {
+            let ticket = handle.ticket().unwrap();
+            handle.reject(ticket).unwrap();
+        });
+        seen.load(Ordering::SeqCst)
+    });
+    assert!(seen >= 2, "the subscriber saw the refreshes ({seen} events)");
+}
+
+#[test]
+fn a_clock_may_call_the_handle_back() {
+    let reads = bounded(|| {
+        let cell: Arc<OnceLock<blocking::Handle<String, ()>>> = Arc::new(OnceLock::new());
+        let reads = Arc::new(AtomicU64::new(0));
+        let (c, r) = (Arc::clone(&cell), Arc::clone(&reads));
+        let clock = Clock::manual(move || {
+            if let Some(handle) = c.get() {
+                let _ = handle.waiters();
+                r.fetch_add(1, Ordering::SeqCst);
+            }
+            Timestamp::ZERO
+        });
+        let handle = blocking::Handle::with_clock(config(), clock, |_clock| {
+            Ok::<_, RefreshError<()>>(Fresh::new(SECRET.to_string()))
+        })
+        .unwrap();
+        cell.set(handle.clone()).unwrap();
+        let ticket = handle.ticket().unwrap();
+        handle.reject(ticket).unwrap();
+        reads.load(Ordering::SeqCst)
+    });
+    assert!(reads >= 2);
+}
+
+#[test]
+fn a_panicking_timer_warns_once() {
+    let capture = Capture::default();
+    let calls = Arc::new(AtomicU64::new(0));
+    let c = Arc::clone(&calls);
+    let mut config = config();
+    config.backoff_initial = Duration::from_millis(1);
+    config.backoff_max = Duration::from_millis(1);
+    config.max_refresh_attempts = 3;
+    let handle = Builder::new()
+        .config(config)
+        .sleep(|_d: Duration| -> std::future::Ready<()> { panic!("no timer here") })
+        .build(move |_clock| {
+            let n = c.fetch_add(1, Ordering::SeqCst);
+            async move {
+                if n < 2 {
+                    Err(RefreshError::Transient(()))
+                } else {
+                    Ok(Fresh::new(SECRET.to_string()))
+                }
+            }
+        })
+        .unwrap();
+    let got = tracing::subscriber::with_default(capture.clone(), || {
+        futures::executor::block_on(handle.ticket()).map(|t| t.generation().0)
+    });
+    assert_eq!(got, Ok(1));
+    let warnings = capture.with_message("the handle's timer panicked");
+    assert_eq!(warnings.len(), 1, "two back-offs, one warning");
+    assert_eq!(warnings[0].level, Level::WARN);
 }
