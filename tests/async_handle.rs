@@ -844,7 +844,11 @@ fn a_call_nobody_waits_for_is_made_at_once_and_its_answer_outlives_the_timeout()
         Ok((7, Generation(1)))
     );
     handle.invalidate(Generation(1));
-    assert_eq!(script.calls(), 2, "the call was made when the core started it");
+    assert_eq!(
+        script.calls(),
+        2,
+        "the call was made when the core started it"
+    );
     answers.remove(0).send(8).unwrap();
     time.advance(TIMEOUT * 2);
     pool.run_until_stalled();

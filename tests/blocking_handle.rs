@@ -306,7 +306,9 @@ fn a_call_nobody_waits_for_is_made_on_the_handles_thread() {
         }
         std::thread::sleep(Duration::from_millis(1));
     }
-    let ticket = handle.try_ticket().expect("the refresh ran with no one waiting");
+    let ticket = handle
+        .try_ticket()
+        .expect("the refresh ran with no one waiting");
     assert_eq!(*ticket.token(), 2);
     assert_eq!(server.refreshes.load(Ordering::SeqCst), 2);
 }
