@@ -1,18 +1,23 @@
-//! A handle for plain threads: requests block while a refresh runs.
+//! A handle for plain threads: requests block while a refresh they need
+//! runs.
 //!
-//! The refresh runs on one of the waiting threads (the first to see it due),
-//! outside the lock; the others sleep on a condition variable until their
-//! outcome arrives or the core's next deadline passes. The condition
-//! variable is the timer, so refresh timeouts and back-off need nothing
-//! else. The thread running the refresher returns only when the refresher
-//! does: its attempt's timeout is enforced by the other waiting threads,
-//! which start the next attempt on time (on another thread) while it runs.
+//! The refresher runs on a thread of the handle's own, started with the
+//! first call and ended with the handle: a call the core starts is made at
+//! once, whether a request waits for it or not (a refresh ahead of expiry
+//! never holds a request), and one at a time, so the token endpoint never
+//! sees two calls of this handle at once. Waiting requests sleep on a
+//! condition variable until their outcome arrives or the core's next
+//! deadline passes; the condition variable is the timer, so refresh
+//! timeouts and back-off need nothing else. A blocking call cannot be
+//! dropped: one that outlives its timeout keeps the handle's thread until
+//! it returns, and the next call waits for it.
 
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::Arc;
 
 use crate::front::{
-    self, Asked, Board, Driving, Fault, HandleError, Place, Published, Reply, Ticket,
+    self, Asked, Board, Driving, Fault, HandleError, Place, Published, Refresh, Reply, Status,
+    Ticket,
 };
 use crate::sync::{Condvar, Mutex, SnapshotCell};
 use crate::{
@@ -20,7 +25,7 @@ use crate::{
 };
 
 type RefreshResult<T, E> = Result<Fresh<T>, RefreshError<E>>;
-type Refresher<T, E> = Box<dyn Fn(Clock) -> RefreshResult<T, E> + Send + Sync + 'static>;
+type Refresher<T, E> = Box<dyn Fn(Refresh<T>) -> RefreshResult<T, E> + Send + Sync + 'static>;
 
 /// Shares one access token among many threads and refreshes it once per
 /// expiry.
@@ -32,7 +37,7 @@ type Refresher<T, E> = Box<dyn Fn(Clock) -> RefreshResult<T, E> + Send + Sync + 
 /// ```
 /// use tokenflight::{blocking, Config, Fresh, RefreshError, Reply};
 ///
-/// let handle = blocking::Handle::new(Config::default(), |_clock| {
+/// let handle = blocking::Handle::new(Config::default(), |_| {
 ///     Ok::<_, RefreshError<std::io::Error>>(Fresh::new("token-1".to_string()))
 /// })
 /// .unwrap();
@@ -80,14 +85,111 @@ struct State<T, E> {
     worker: Option<Worker>,
 }
 
+/// Configures a blocking [`Handle`]; made by [`Handle::builder`].
+///
+/// # Examples
+///
+/// ```
+/// use tokenflight::{blocking, Clock, Fresh, RefreshError, Timestamp};
+///
+/// let handle = blocking::Handle::builder(|_| Ok::<_, RefreshError<()>>(Fresh::new(1)))
+///     .clock(Clock::manual(|| Timestamp::ZERO))
+///     .build()
+///     .unwrap();
+/// # drop(handle);
+/// ```
+pub struct Builder<T, E> {
+    refresher: Refresher<T, E>,
+    config: Config,
+    clock: Option<Clock>,
+}
+
+impl<T, E> std::fmt::Debug for Builder<T, E> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("blocking::Builder")
+            .field("config", &self.config)
+            .field("clock", &self.clock)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<T, E> Builder<T, E>
+where
+    T: Send + Sync + 'static,
+    E: Send + Sync + 'static,
+{
+    /// The core's configuration ([`Config::default`] if not set).
+    pub fn config(mut self, config: Config) -> Self {
+        self.config = config;
+        self
+    }
+
+    /// Where time comes from ([`Clock::system`] if not set).
+    pub fn clock(mut self, clock: Clock) -> Self {
+        self.clock = Some(clock);
+        self
+    }
+
+    /// The handle.
+    ///
+    /// # Errors
+    ///
+    /// [`BuildError::Config`] for a configuration that cannot work.
+    pub fn build(self) -> Result<Handle<T, E>, BuildError> {
+        let clock = self.clock.unwrap_or_else(Clock::system);
+        Ok(Handle {
+            shared: Arc::new(Shared {
+                snapshot: SnapshotCell::empty(),
+                clock: clock.clone(),
+                refresher: self.refresher,
+                state: Mutex::new(State {
+                    board: Board::new(self.config, clock)?,
+                    sent: None,
+                    worker: None,
+                }),
+                changed: Condvar::new(),
+            }),
+        })
+    }
+}
+
 impl<T, E> Handle<T, E>
 where
     T: Send + Sync + 'static,
     E: Send + Sync + 'static,
 {
-    /// A handle with `config` and the system clock; `refresher` gets a new
-    /// token (it gets the handle's [`Clock`] to turn an `expires_in` into a
-    /// [`Timestamp`]).
+    /// A builder for a handle whose `refresher` gets each new token: it is
+    /// told what it replaces ([`Refresh`]) and answers with a [`Fresh`]
+    /// token (or a [`RefreshError`] that says whether to retry). It runs on
+    /// a thread of the handle's own.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tokenflight::{blocking, Clock, Config, Fresh, RefreshError, Timestamp};
+    ///
+    /// let handle = blocking::Handle::builder(|_| {
+    ///     Ok::<_, RefreshError<()>>(Fresh::new("tok").expires_in(Duration::from_secs(3600)))
+    /// })
+    /// .config(Config::default())
+    /// .clock(Clock::manual(|| Timestamp::ZERO))
+    /// .build()
+    /// .unwrap();
+    /// assert_eq!(*handle.ticket().unwrap().token(), "tok");
+    /// ```
+    pub fn builder<F>(refresher: F) -> Builder<T, E>
+    where
+        F: Fn(Refresh<T>) -> RefreshResult<T, E> + Send + Sync + 'static,
+    {
+        Builder {
+            refresher: Box::new(refresher),
+            config: Config::default(),
+            clock: None,
+        }
+    }
+
+    /// A handle with `config` and the defaults of [`Handle::builder`].
     ///
     /// # Errors
     ///
@@ -97,55 +199,38 @@ where
     ///
     /// ```
     /// use std::time::Duration;
-    /// use tokenflight::{blocking, Clock, Config, Fresh, RefreshError};
+    /// use tokenflight::{blocking, Config, Fresh, RefreshError};
     ///
-    /// let handle = blocking::Handle::new(Config::default(), |clock: Clock| {
-    ///     let expires_at = clock.after(Duration::from_secs(3600));
-    ///     Ok::<_, RefreshError<()>>(Fresh::new("tok").expiring_at(expires_at))
+    /// let handle = blocking::Handle::new(Config::default(), |_| {
+    ///     Ok::<_, RefreshError<()>>(Fresh::new("tok").expires_in(Duration::from_secs(3600)))
     /// });
     /// assert!(handle.is_ok());
     /// ```
     pub fn new<F>(config: Config, refresher: F) -> Result<Self, BuildError>
     where
-        F: Fn(Clock) -> RefreshResult<T, E> + Send + Sync + 'static,
+        F: Fn(Refresh<T>) -> RefreshResult<T, E> + Send + Sync + 'static,
     {
-        Handle::with_clock(config, Clock::system(), refresher)
+        Handle::builder(refresher).config(config).build()
     }
 
-    /// As [`new`](Handle::new), with time from `clock`.
-    ///
-    /// # Errors
-    ///
-    /// As [`new`](Handle::new).
+    /// The handle's state at a glance, for health checks: phase, current
+    /// generation, waiters, when the next refresh is due.
     ///
     /// # Examples
     ///
     /// ```
-    /// use tokenflight::{blocking, Clock, Config, Fresh, RefreshError, Timestamp};
+    /// use tokenflight::{blocking, Config, Fresh, Generation, Phase, RefreshError};
     ///
-    /// let clock = Clock::manual(|| Timestamp::ZERO);
-    /// let handle = blocking::Handle::with_clock(Config::default(), clock, |_| {
+    /// let handle = blocking::Handle::new(Config::default(), |_| {
     ///     Ok::<_, RefreshError<()>>(Fresh::new("tok"))
-    /// });
-    /// assert!(handle.is_ok());
+    /// })
+    /// .unwrap();
+    /// handle.ticket().unwrap();
+    /// assert_eq!(handle.status().generation, Generation(1));
+    /// assert_eq!(handle.status().phase, Phase::Idle);
     /// ```
-    pub fn with_clock<F>(config: Config, clock: Clock, refresher: F) -> Result<Self, BuildError>
-    where
-        F: Fn(Clock) -> RefreshResult<T, E> + Send + Sync + 'static,
-    {
-        Ok(Handle {
-            shared: Arc::new(Shared {
-                snapshot: SnapshotCell::empty(),
-                clock: clock.clone(),
-                refresher: Box::new(refresher),
-                state: Mutex::new(State {
-                    board: Board::new(config, clock)?,
-                    sent: None,
-                    worker: None,
-                }),
-                changed: Condvar::new(),
-            }),
-        })
+    pub fn status(&self) -> Status {
+        self.shared.state.lock().board.status()
     }
 
     /// Sends a request with the current token and returns its result: waits
@@ -165,7 +250,7 @@ where
     /// use tokenflight::{blocking, Config, Fresh, RefreshError, Reply};
     ///
     /// let issued = AtomicU32::new(0);
-    /// let handle = blocking::Handle::new(Config::default(), move |_clock| {
+    /// let handle = blocking::Handle::new(Config::default(), move |_| {
     ///     Ok::<_, RefreshError<()>>(Fresh::new(issued.fetch_add(1, Ordering::SeqCst) + 1))
     /// })
     /// .unwrap();
@@ -197,7 +282,7 @@ where
     /// ```
     /// use tokenflight::{blocking, Config, Fresh, RefreshError};
     ///
-    /// let handle = blocking::Handle::new(Config::default(), |_clock| {
+    /// let handle = blocking::Handle::new(Config::default(), |_| {
     ///     Ok::<_, RefreshError<()>>(Fresh::new("tok"))
     /// })
     /// .unwrap();
@@ -227,7 +312,7 @@ where
     /// ```
     /// use tokenflight::{blocking, Config, Fresh, RefreshError};
     ///
-    /// let handle = blocking::Handle::new(Config::default(), |_clock| {
+    /// let handle = blocking::Handle::new(Config::default(), |_| {
     ///     Ok::<_, RefreshError<()>>(Fresh::new("tok"))
     /// })
     /// .unwrap();
@@ -254,7 +339,7 @@ where
     /// ```
     /// use tokenflight::{blocking, Config, Fresh, Generation, RefreshError};
     ///
-    /// let handle = blocking::Handle::new(Config::default(), |_clock| {
+    /// let handle = blocking::Handle::new(Config::default(), |_| {
     ///     Ok::<_, RefreshError<()>>(Fresh::new("tok"))
     /// })
     /// .unwrap();
@@ -273,7 +358,7 @@ where
     /// ```
     /// use tokenflight::{blocking, Config, Fresh, RefreshError};
     ///
-    /// let handle = blocking::Handle::new(Config::default(), |_clock| {
+    /// let handle = blocking::Handle::new(Config::default(), |_| {
     ///     Ok::<_, RefreshError<()>>(Fresh::new("tok"))
     /// })
     /// .unwrap();
@@ -292,7 +377,7 @@ where
     /// ```
     /// use tokenflight::{blocking, Config, Fresh, RefreshError};
     ///
-    /// let handle = blocking::Handle::new(Config::default(), |_clock| {
+    /// let handle = blocking::Handle::new(Config::default(), |_| {
     ///     Ok::<_, RefreshError<()>>(Fresh::new("tok"))
     /// })
     /// .unwrap();
@@ -317,7 +402,7 @@ where
     /// ```
     /// use tokenflight::{blocking, Config, Fresh, Generation, RefreshError};
     ///
-    /// let handle = blocking::Handle::new(Config::default(), |_clock| {
+    /// let handle = blocking::Handle::new(Config::default(), |_| {
     ///     Err::<Fresh<&str>, _>(RefreshError::Permanent("no refresh token"))
     /// })
     /// .unwrap();
@@ -325,7 +410,7 @@ where
     /// assert_eq!(handle.try_ticket().unwrap().generation(), Generation(1));
     /// ```
     pub fn set_token(&self, fresh: Fresh<T>) {
-        self.input(|board, now| board.core.handle_set_token(now, fresh));
+        self.input(|board, now| board.set_token(now, fresh));
     }
 
     /// Declares `generation` bad: if it is current, the next request waits
@@ -336,7 +421,7 @@ where
     /// ```
     /// use tokenflight::{blocking, Config, Fresh, RefreshError};
     ///
-    /// let handle = blocking::Handle::new(Config::default(), |_clock| {
+    /// let handle = blocking::Handle::new(Config::default(), |_| {
     ///     Ok::<_, RefreshError<()>>(Fresh::new("tok"))
     /// })
     /// .unwrap();
@@ -523,10 +608,14 @@ where
     /// wants it (an attempt that timed out while an earlier call ran is
     /// never made), and reports its answer.
     fn make_call(self: &Arc<Self>, attempt: RefreshId) {
-        if self.state.lock().board.core.in_flight() != Some(attempt) {
-            return;
-        }
-        let result = self.run_refresher();
+        let context = {
+            let state = self.state.lock();
+            if state.board.core.in_flight() != Some(attempt) {
+                return;
+            }
+            state.board.refresh_context()
+        };
+        let result = self.run_refresher(context);
         let now = self.clock.now();
         let mut state = self.state.lock();
         state.board.refreshed(now, attempt, result);
@@ -538,9 +627,9 @@ where
     /// Runs the refresher outside the lock. A panic is caught and becomes a
     /// transient [`Fault::Panicked`]: it is retried like any transient
     /// failure, and when the retries run out every waiter gets the error.
-    fn run_refresher(&self) -> Result<Fresh<T>, RefreshError<Fault<E>>> {
+    fn run_refresher(&self, context: Refresh<T>) -> Result<Fresh<T>, RefreshError<Fault<E>>> {
         let _driving = Driving::enter(std::ptr::from_ref(self) as usize);
-        match panic::catch_unwind(AssertUnwindSafe(|| (self.refresher)(self.clock.clone()))) {
+        match panic::catch_unwind(AssertUnwindSafe(|| (self.refresher)(context))) {
             Ok(result) => result.map_err(front::lift),
             Err(payload) => Err(RefreshError::Transient(Fault::Panicked(
                 front::panic_message(&*payload),

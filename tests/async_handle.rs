@@ -14,7 +14,7 @@ use futures::executor::LocalPool;
 use futures::future::{FutureExt, RemoteHandle, Shared};
 use futures::task::LocalSpawnExt;
 use tokenflight::{
-    Builder, Clock, Config, Error, Fault, Fresh, Generation, Handle, HandleError, RefreshError,
+    Clock, Config, Error, Fault, Fresh, Generation, Handle, HandleError, RefreshError,
     RefreshFailure, Reply, Timestamp,
 };
 
@@ -114,9 +114,9 @@ fn config() -> Config {
 
 fn handle(server: &Arc<Server>) -> Handle<u64, &'static str> {
     let s = Arc::clone(server);
-    Builder::new()
+    Handle::builder(move |_| Arc::clone(&s).refresh())
         .config(config())
-        .build(move |_clock| Arc::clone(&s).refresh())
+        .build()
         .unwrap()
 }
 
@@ -339,19 +339,19 @@ fn a_refresher_calling_its_own_handle_gets_an_error_not_a_deadlock() {
     let handle_cell: Arc<OnceLock<Handle<u64, &'static str>>> = Arc::new(OnceLock::new());
     let nested_failed = Arc::new(AtomicBool::new(false));
     let (cell, flag) = (Arc::clone(&handle_cell), Arc::clone(&nested_failed));
-    let handle = Builder::new()
-        .config(config())
-        .build(move |_clock| {
-            let (cell, flag) = (Arc::clone(&cell), Arc::clone(&flag));
-            async move {
-                let nested = cell.get().unwrap().ticket().await;
-                if let Err(Error::RefreshUnavailable(RefreshFailure::Refresher(f))) = &nested {
-                    flag.store(matches!(**f, Fault::Reentrant), Ordering::SeqCst);
-                }
-                Ok(Fresh::new(1))
+    let handle = Handle::builder(move |_| {
+        let (cell, flag) = (Arc::clone(&cell), Arc::clone(&flag));
+        async move {
+            let nested = cell.get().unwrap().ticket().await;
+            if let Err(Error::RefreshUnavailable(RefreshFailure::Refresher(f))) = &nested {
+                flag.store(matches!(**f, Fault::Reentrant), Ordering::SeqCst);
             }
-        })
-        .unwrap();
+            Ok(Fresh::new(1))
+        }
+    })
+    .config(config())
+    .build()
+    .unwrap();
     handle_cell.set(handle.clone()).unwrap();
     let ticket = futures::executor::block_on(handle.ticket()).unwrap();
     assert_eq!(*ticket.token(), 1);
@@ -360,10 +360,10 @@ fn a_refresher_calling_its_own_handle_gets_an_error_not_a_deadlock() {
 
 #[test]
 fn without_a_timer_a_back_off_is_refused_at_build_time() {
-    let built = Builder::new()
+    let built = Handle::builder(|_| async { Ok::<_, RefreshError<()>>(Fresh::new(1)) })
         .config(Config::default())
         .without_timer()
-        .build(|_clock| async { Ok::<_, RefreshError<()>>(Fresh::new(1)) });
+        .build();
     assert_eq!(built.err(), Some(tokenflight::BuildError::TimerRequired));
 }
 
@@ -451,10 +451,10 @@ async fn the_tokio_timer_ends_a_back_off() {
     config.backoff_initial = Duration::from_millis(1);
     config.backoff_max = Duration::from_millis(2);
     let s = Arc::clone(&server);
-    let handle = Builder::new()
+    let handle = Handle::builder(move |_| Arc::clone(&s).refresh())
         .config(config)
         .sleep(tokenflight::TokioSleep)
-        .build(move |_clock| Arc::clone(&s).refresh())
+        .build()
         .unwrap();
     server.set_mode(Mode::Panic);
     let result = call(handle.clone(), Arc::clone(&server)).await;
@@ -469,9 +469,9 @@ fn the_thread_timer_ends_a_back_off_under_any_executor() {
     config.backoff_initial = Duration::from_millis(1);
     config.backoff_max = Duration::from_millis(2);
     let s = Arc::clone(&server);
-    let handle = Builder::new()
+    let handle = Handle::builder(move |_| Arc::clone(&s).refresh())
         .config(config)
-        .build(move |_clock| Arc::clone(&s).refresh())
+        .build()
         .unwrap();
     server.set_mode(Mode::Panic);
     let result = futures::executor::block_on(call(handle.clone(), Arc::clone(&server)));
@@ -561,24 +561,24 @@ fn scripted(
     config.max_refresh_attempts = max_refresh_attempts;
     config.cooldown = Duration::from_secs(3600);
     let script = Arc::clone(script);
-    Builder::new()
-        .config(config)
-        .clock(time.clock())
-        .sleep(time.sleep())
-        .build(move |_clock| {
-            script.calls.fetch_add(1, Ordering::SeqCst);
-            let answer = script.answers.lock().unwrap().pop_front();
-            async move {
-                match answer
-                    .expect("the script has an answer for every call")
-                    .await
-                {
-                    Ok(token) => Ok(Fresh::new(token)),
-                    Err(_) => Err(RefreshError::Transient("no answer")),
-                }
+    Handle::builder(move |_| {
+        script.calls.fetch_add(1, Ordering::SeqCst);
+        let answer = script.answers.lock().unwrap().pop_front();
+        async move {
+            match answer
+                .expect("the script has an answer for every call")
+                .await
+            {
+                Ok(token) => Ok(Fresh::new(token)),
+                Err(_) => Err(RefreshError::Transient("no answer")),
             }
-        })
-        .unwrap()
+        }
+    })
+    .config(config)
+    .clock(time.clock())
+    .sleep(time.sleep())
+    .build()
+    .unwrap()
 }
 
 /// A token and its generation, or why there is none.
@@ -889,20 +889,20 @@ fn a_panicking_timer_is_replaced_by_the_thread_timer() {
     let mut config = Config::default();
     config.backoff_initial = Duration::from_millis(1);
     config.backoff_max = Duration::from_millis(1);
-    let handle: Handle<u64, &'static str> = Builder::new()
-        .config(config)
-        .sleep(|_d: Duration| -> std::future::Ready<()> { panic!("no timer here") })
-        .build(move |_clock| {
-            let n = c.fetch_add(1, Ordering::SeqCst);
-            async move {
-                if n == 0 {
-                    Err(RefreshError::Transient("busy"))
-                } else {
-                    Ok(Fresh::new(n))
-                }
+    let handle: Handle<u64, &'static str> = Handle::builder(move |_| {
+        let n = c.fetch_add(1, Ordering::SeqCst);
+        async move {
+            if n == 0 {
+                Err(RefreshError::Transient("busy"))
+            } else {
+                Ok(Fresh::new(n))
             }
-        })
-        .unwrap();
+        }
+    })
+    .config(config)
+    .sleep(|_d: Duration| -> std::future::Ready<()> { panic!("no timer here") })
+    .build()
+    .unwrap();
     let (tx, rx) = std::sync::mpsc::channel();
     let h = handle.clone();
     std::thread::spawn(move || {

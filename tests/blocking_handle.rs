@@ -86,7 +86,7 @@ fn config() -> Config {
 
 fn handle(server: &Arc<Server>) -> Handle<u64, &'static str> {
     let s = Arc::clone(server);
-    Handle::new(config(), move |_clock| s.refresh()).unwrap()
+    Handle::new(config(), move |_| s.refresh()).unwrap()
 }
 
 fn call(handle: &Handle<u64, &'static str>, server: &Server) -> Outcome {
@@ -186,7 +186,11 @@ fn a_refresh_timeout_reaches_every_thread() {
     config.refresh_timeout = Duration::from_millis(10);
     config.cooldown = Duration::from_secs(3600);
     let s = Arc::clone(&server);
-    let handle = Handle::with_clock(config.clone(), clock, move |_clock| s.refresh()).unwrap();
+    let handle = Handle::builder(move |_| s.refresh())
+        .config(config.clone())
+        .clock(clock)
+        .build()
+        .unwrap();
     server.set_gate(true);
     let (tx, rx) = mpsc::channel();
     let threads: Vec<_> = (0..4)
@@ -228,7 +232,7 @@ fn a_refresher_calling_its_own_handle_gets_an_error_not_a_deadlock() {
     let cell: Arc<OnceLock<Handle<u64, &'static str>>> = Arc::new(OnceLock::new());
     let nested = Arc::new(Mutex::new(None));
     let (c, n) = (Arc::clone(&cell), Arc::clone(&nested));
-    let handle = Handle::new(config(), move |_clock| {
+    let handle = Handle::new(config(), move |_| {
         *n.lock().unwrap() = Some(c.get().unwrap().ticket().map(|t| *t.token()));
         Ok(Fresh::new(1))
     })
@@ -261,11 +265,14 @@ fn a_late_answer_from_an_abandoned_thread_is_adopted() {
     let answer_rx = Mutex::new(answer_rx);
     let calls = Arc::new(AtomicU64::new(0));
     let c = Arc::clone(&calls);
-    let handle: Handle<u64, &str> = Handle::with_clock(config, clock, move |_clock| {
+    let handle: Handle<u64, &str> = Handle::builder(move |_| {
         c.fetch_add(1, Ordering::SeqCst);
         started_tx.send(()).unwrap();
         Ok(Fresh::new(answer_rx.lock().unwrap().recv().unwrap()))
     })
+    .config(config)
+    .clock(clock)
+    .build()
     .unwrap();
     let h = handle.clone();
     let stuck = std::thread::spawn(move || h.ticket().map(|t| *t.token()));
@@ -341,10 +348,11 @@ fn handles_on_the_default_config_jitter_apart() {
         .map(|_| {
             let n = Arc::clone(&now);
             let clock = Clock::manual(move || Timestamp::from_nanos(n.load(Ordering::SeqCst)));
-            Handle::with_clock(Config::default(), clock, move |_| {
-                Ok(Fresh::new(1).expiring_at(Timestamp::from_nanos(expiry)))
-            })
-            .unwrap()
+            Handle::builder(move |_| Ok(Fresh::new(1).expiring_at(Timestamp::from_nanos(expiry))))
+                .config(Config::default())
+                .clock(clock)
+                .build()
+                .unwrap()
         })
         .collect();
     let due: Vec<u64> = handles

@@ -19,7 +19,7 @@ use std::time::Duration;
 use loom::future::AtomicWaker;
 use loom::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use tokenflight::{
-    Builder, Clock, Config, Error, Fresh, Generation, Handle, HandleError, RefreshError, Timestamp,
+    Clock, Config, Error, Fresh, Generation, Handle, HandleError, RefreshError, Timestamp,
 };
 
 type Result<T> = std::result::Result<T, HandleError<&'static str>>;
@@ -88,7 +88,7 @@ fn setup(answer: Answer, gate_open: bool, late_publish: bool) -> Setup {
         builder = builder.late_publish();
     }
     let handle = builder
-        .build(move |_clock| {
+        .build(move |_| {
             let n = r.fetch_add(1, Ordering::SeqCst) + 2;
             let gate = Arc::clone(&g);
             async move {
@@ -288,7 +288,7 @@ fn a_late_answer_racing_the_next_attempt_makes_one_generation() {
                 Timestamp::from_nanos(n.load(std::sync::atomic::Ordering::SeqCst))
             }))
             .without_timer()
-            .build(move |_clock| {
+            .build(move |_| {
                 // Attempt k answers token k + 1 once its gate opens.
                 let attempt = r.fetch_add(1, Ordering::SeqCst);
                 let gate = Arc::clone(&g[usize::try_from(attempt).unwrap()]);

@@ -10,7 +10,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use stats_alloc::{Region, StatsAlloc, INSTRUMENTED_SYSTEM};
-use tokenflight::{Builder, Config, Fresh, Handle, RefreshError};
+use tokenflight::{Config, Fresh, Handle, RefreshError};
 
 #[global_allocator]
 static GLOBAL: &StatsAlloc<std::alloc::System> = &INSTRUMENTED_SYSTEM;
@@ -27,22 +27,22 @@ fn parking_and_cancelling_again_and_again_keeps_the_heap_flat() {
     let gate = Arc::clone(&open);
     let mut config = Config::default();
     config.backoff_initial = Duration::ZERO;
-    let handle: Handle<u64, ()> = Builder::new()
-        .config(config)
-        .without_timer()
-        .without_spawner()
-        .build(move |_clock| {
-            let gate = Arc::clone(&gate);
-            std::future::poll_fn(move |cx| {
-                if gate.load(Ordering::SeqCst) {
-                    Poll::Ready(Ok::<_, RefreshError<()>>(Fresh::new(1)))
-                } else {
-                    cx.waker().wake_by_ref();
-                    Poll::Pending
-                }
-            })
+    let handle: Handle<u64, ()> = Handle::builder(move |_| {
+        let gate = Arc::clone(&gate);
+        std::future::poll_fn(move |cx| {
+            if gate.load(Ordering::SeqCst) {
+                Poll::Ready(Ok::<_, RefreshError<()>>(Fresh::new(1)))
+            } else {
+                cx.waker().wake_by_ref();
+                Poll::Pending
+            }
         })
-        .unwrap();
+    })
+    .config(config)
+    .without_timer()
+    .without_spawner()
+    .build()
+    .unwrap();
     let waker = futures::task::noop_waker();
     let mut cx = Context::from_waker(&waker);
     // One request keeps the round open throughout.

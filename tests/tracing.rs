@@ -11,7 +11,7 @@ use std::time::Duration;
 use futures::channel::oneshot;
 use futures::executor::LocalPool;
 use futures::task::LocalSpawnExt;
-use tokenflight::{blocking, Builder, Clock, Config, Fresh, RefreshError, Timestamp};
+use tokenflight::{blocking, Clock, Config, Fresh, Handle, RefreshError, Timestamp};
 use tracing::field::{Field, Visit};
 use tracing::span::{Attributes, Id, Record};
 use tracing::{Event, Level, Metadata, Subscriber};
@@ -122,19 +122,19 @@ fn a_refresh_is_reported_from_start_to_end_without_the_token() {
     let capture = Capture::default();
     let (answer, answered) = oneshot::channel::<()>();
     let answered = Mutex::new(Some(answered));
-    let handle = Builder::new()
-        .config(config())
-        .without_timer()
-        .build(move |_clock| {
-            let answered = answered.lock().unwrap().take();
-            async move {
-                if let Some(answered) = answered {
-                    let _ = answered.await;
-                }
-                Ok::<_, RefreshError<()>>(Fresh::new(SECRET.to_string()))
+    let handle = Handle::builder(move |_| {
+        let answered = answered.lock().unwrap().take();
+        async move {
+            if let Some(answered) = answered {
+                let _ = answered.await;
             }
-        })
-        .unwrap();
+            Ok::<_, RefreshError<()>>(Fresh::new(SECRET.to_string()))
+        }
+    })
+    .config(config())
+    .without_timer()
+    .build()
+    .unwrap();
     tracing::subscriber::with_default(capture.clone(), || {
         let mut pool = LocalPool::new();
         // Two requests: the first starts the refresh, the second joins it.
@@ -190,7 +190,7 @@ fn giving_up_and_a_permanent_failure_warn_once() {
     let c = Arc::clone(&calls);
     let mut config = config();
     config.cooldown = Duration::ZERO;
-    let handle = blocking::Handle::new(config, move |_clock| {
+    let handle = blocking::Handle::new(config, move |_| {
         let mut calls = c.lock().unwrap();
         *calls += 1;
         match *calls {
@@ -252,13 +252,16 @@ fn stuck_first_refresh(
     let (answer, answer_rx) = mpsc::channel::<String>();
     let answer_rx = Mutex::new(answer_rx);
     let calls = AtomicU64::new(0);
-    let handle = blocking::Handle::with_clock(config, clock, move |_clock| {
+    let handle = blocking::Handle::builder(move |_| {
         if calls.fetch_add(1, Ordering::SeqCst) > 0 {
             return Ok(Fresh::new(SECRET.to_string()));
         }
         started_tx.send(()).unwrap();
         Ok(Fresh::new(answer_rx.lock().unwrap().recv().unwrap()))
     })
+    .config(config)
+    .clock(clock)
+    .build()
     .unwrap();
     (handle, now, started, answer)
 }
@@ -389,7 +392,7 @@ fn a_subscriber_may_call_the_handle_back() {
             handle: Arc::clone(&cell),
             seen: Arc::clone(&seen),
         };
-        let handle = blocking::Handle::new(config(), |_clock| {
+        let handle = blocking::Handle::new(config(), |_| {
             Ok::<_, RefreshError<()>>(Fresh::new(SECRET.to_string()))
         })
         .unwrap();
@@ -419,9 +422,12 @@ fn a_clock_may_call_the_handle_back() {
             }
             Timestamp::ZERO
         });
-        let handle = blocking::Handle::with_clock(config(), clock, |_clock| {
+        let handle = blocking::Handle::builder(|_| {
             Ok::<_, RefreshError<()>>(Fresh::new(SECRET.to_string()))
         })
+        .config(config())
+        .clock(clock)
+        .build()
         .unwrap();
         cell.set(handle.clone()).unwrap();
         let ticket = handle.ticket().unwrap();
@@ -440,20 +446,20 @@ fn a_panicking_timer_warns_once() {
     config.backoff_initial = Duration::from_millis(1);
     config.backoff_max = Duration::from_millis(1);
     config.max_refresh_attempts = 3;
-    let handle = Builder::new()
-        .config(config)
-        .sleep(|_d: Duration| -> std::future::Ready<()> { panic!("no timer here") })
-        .build(move |_clock| {
-            let n = c.fetch_add(1, Ordering::SeqCst);
-            async move {
-                if n < 2 {
-                    Err(RefreshError::Transient(()))
-                } else {
-                    Ok(Fresh::new(SECRET.to_string()))
-                }
+    let handle = Handle::builder(move |_| {
+        let n = c.fetch_add(1, Ordering::SeqCst);
+        async move {
+            if n < 2 {
+                Err(RefreshError::Transient(()))
+            } else {
+                Ok(Fresh::new(SECRET.to_string()))
             }
-        })
-        .unwrap();
+        }
+    })
+    .config(config)
+    .sleep(|_d: Duration| -> std::future::Ready<()> { panic!("no timer here") })
+    .build()
+    .unwrap();
     let c = capture.clone();
     let got = bounded(move || {
         tracing::subscriber::with_default(c, || {

@@ -8,11 +8,13 @@ use std::sync::Arc;
 use super::clock::{Clock, Deadline};
 use super::error::{Fault, HandleError};
 use super::log::{Described, Note};
+use super::refresh::Refresh;
+use super::status::Status;
 use super::ticket::Ticket;
 use crate::sync::{guarded, SnapshotCell};
 use crate::{
-    Action, Config, ConfigError, Core, Fresh, Generation, Lease, Next, Phase, RefreshError,
-    RefreshId, RequestId, Snapshot, Timestamp,
+    Action, Config, ConfigError, Core, Credential, Fresh, Generation, Lease, Next, Phase,
+    RefreshError, RefreshId, RequestId, Snapshot, Timestamp,
 };
 
 /// Where a parked waiter sits: its round (named by the round's first
@@ -101,6 +103,11 @@ pub(crate) struct Board<T, E, W> {
     refused: bool,
     /// Events noted in this step, emitted after unlocking.
     notes: Vec<Note>,
+    /// The current token and its generation, for the refresher to be told
+    /// what it replaces (kept also once the token is no longer usable).
+    current: Option<(Arc<T>, Generation)>,
+    /// The refresh credential that came with the latest token that had one.
+    credential: Option<Credential>,
     /// A deliberately broken variant for the loom suite to catch: the
     /// snapshot is computed under the lock but stored after it is released
     /// (a check-then-act split across two critical sections), so a stale
@@ -151,6 +158,8 @@ impl<T, E, W> Board<T, E, W> {
             last_failure: "",
             refused: false,
             notes: Vec::new(),
+            current: None,
+            credential: None,
             #[cfg(tokenflight_loom)]
             late_publish: None,
         })
@@ -197,9 +206,14 @@ impl<T, E, W> Board<T, E, W> {
             Err(RefreshError::Permanent(_)) => "permanent error",
         };
         let permanent = matches!(result, Err(RefreshError::Permanent(_)));
+        let result = result.map(|fresh| fresh.stamped(now));
+        let credential = result.as_ref().ok().and_then(|f| f.credential().cloned());
         self.core.handle_refreshed(now, attempt, result);
         let generation = self.core.generation();
         let adopted = generation != before;
+        if adopted {
+            self.adopted(credential);
+        }
         let (attempt, generation) = (attempt.0, generation.0);
         self.notes.push(match (in_flight, adopted) {
             (true, true) => Note::Adopted {
@@ -217,6 +231,61 @@ impl<T, E, W> Board<T, E, W> {
             },
             (false, false) => Note::LateIgnored { attempt },
         });
+    }
+
+    /// A token obtained elsewhere (a login) becomes current.
+    pub(crate) fn set_token(&mut self, now: Timestamp, fresh: Fresh<T>) {
+        let fresh = fresh.stamped(now);
+        let credential = fresh.credential().cloned();
+        self.core.handle_set_token(now, fresh);
+        self.adopted(credential);
+    }
+
+    /// A new generation was adopted, with `credential` if it came with one
+    /// (a server that does not rotate keeps the one it gave before).
+    fn adopted(&mut self, credential: Option<Credential>) {
+        if credential.is_some() {
+            self.credential = credential;
+        }
+        self.current = self
+            .core
+            .snapshot()
+            .map(|s| (Arc::clone(s.lease.shared_token()), s.lease.generation()));
+    }
+
+    /// What the refresher is told when the call the core has started is
+    /// made.
+    pub(crate) fn refresh_context(&self) -> Refresh<T> {
+        let generation = self.core.generation();
+        Refresh {
+            current: self
+                .current
+                .as_ref()
+                .filter(|(_, g)| *g == generation)
+                .map(|(token, _)| Arc::clone(token)),
+            generation,
+            credential: self.credential.clone(),
+            clock: self.clock.clone(),
+        }
+    }
+
+    /// The handle's state at a glance.
+    pub(crate) fn status(&self) -> Status {
+        let phase = self.core.phase();
+        let next_refresh = match phase {
+            Phase::Refreshing => None,
+            Phase::Idle | Phase::Failed => self
+                .core
+                .snapshot()
+                .map(|s| s.valid_until)
+                .filter(|at| *at != Timestamp::MAX),
+        };
+        Status {
+            phase,
+            generation: self.core.generation(),
+            waiters: self.core.waiters(),
+            next_refresh,
+        }
     }
 
     fn next_id(&mut self) -> RequestId {

@@ -7,10 +7,14 @@ pub(crate) mod board;
 mod clock;
 mod error;
 pub(crate) mod log;
+mod refresh;
+mod status;
 mod ticket;
 
 pub use clock::Clock;
 pub use error::{BuildError, Fault, HandleError};
+pub use refresh::Refresh;
+pub use status::Status;
 pub use ticket::{Reply, Ticket};
 
 pub(crate) use board::{fast_ticket, store_changed, Asked, Board, Place, Published, Seat};

@@ -41,7 +41,7 @@ pub enum Reply<R> {
 /// ```
 /// use tokenflight::{Config, Fresh, Generation, blocking};
 ///
-/// let handle = blocking::Handle::new(Config::default(), |_clock| {
+/// let handle = blocking::Handle::new(Config::default(), |_| {
 ///     Ok::<_, tokenflight::RefreshError<()>>(Fresh::new("tok".to_string()))
 /// })
 /// .unwrap();

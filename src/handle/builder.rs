@@ -1,9 +1,8 @@
-//! How an async [`Handle`] is configured.
+//! How an async [`Handle`] is configured: [`Handle::builder`].
 
-use std::future::Future;
 use std::sync::{Arc, Weak};
 
-use super::shared::{RefreshResult, Refresher, Shared, State};
+use super::shared::{Refresher, Shared, State};
 use super::sleep::Sleep;
 use super::spawn::Spawn;
 use super::waiter::{Beacon, Withhold};
@@ -12,29 +11,26 @@ use crate::front::{self, Board};
 use crate::sync::{Mutex, SnapshotCell};
 use crate::{BuildError, Clock, Config};
 
-/// Configures an async [`Handle`].
+/// Configures an async [`Handle`]; made by [`Handle::builder`].
 ///
 /// # Examples
 ///
 /// ```
 /// use std::time::Duration;
-/// use tokenflight::{Builder, Clock, Config, Fresh, RefreshError, Timestamp};
+/// use tokenflight::{Clock, Config, Fresh, Handle, RefreshError, Timestamp};
 ///
-/// let mut config = Config::default();
-/// config.backoff_initial = Duration::ZERO;
-/// let handle = Builder::new()
-///     .config(config)
-///     .clock(Clock::manual(|| Timestamp::ZERO))
-///     .without_timer()
-///     .build(|clock: Clock| async move {
-///         let expires_in = Duration::from_secs(3600);
-///         Ok::<_, RefreshError<()>>(Fresh::new("tok").expiring_at(clock.after(expires_in)))
-///     })
-///     .unwrap();
+/// let handle = Handle::builder(|_| async {
+///     Ok::<_, RefreshError<()>>(Fresh::new("tok").expires_in(Duration::from_secs(3600)))
+/// })
+/// .config(Config::default().with_backoff(Duration::ZERO, Duration::ZERO))
+/// .clock(Clock::manual(|| Timestamp::ZERO))
+/// .without_timer()
+/// .build()
+/// .unwrap();
 /// # drop(handle);
 /// ```
-#[derive(Default)]
-pub struct Builder {
+pub struct Builder<T, E> {
+    refresher: Refresher<T, E>,
     config: Config,
     clock: Option<Clock>,
     sleep: Option<Option<Arc<dyn Sleep>>>,
@@ -43,21 +39,32 @@ pub struct Builder {
     late_publish: bool,
 }
 
-impl std::fmt::Debug for Builder {
+impl<T, E> std::fmt::Debug for Builder<T, E> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Builder")
             .field("config", &self.config)
             .field("clock", &self.clock)
             .field("timer", &!matches!(self.sleep, Some(None)))
-            .finish()
+            .field("spawner", &!matches!(self.spawner, Some(None)))
+            .finish_non_exhaustive()
     }
 }
 
-impl Builder {
-    /// A builder with the defaults: [`Config::default`], [`Clock::system`],
-    /// [`ThreadSleep`].
-    pub fn new() -> Self {
-        Builder::default()
+impl<T, E> Builder<T, E>
+where
+    T: Send + Sync + 'static,
+    E: Send + Sync + 'static,
+{
+    pub(super) fn new(refresher: Refresher<T, E>) -> Self {
+        Builder {
+            refresher,
+            config: Config::default(),
+            clock: None,
+            sleep: None,
+            spawner: None,
+            #[cfg(tokenflight_loom)]
+            late_publish: false,
+        }
     }
 
     /// The core's configuration ([`Config::default`] if not set).
@@ -72,9 +79,21 @@ impl Builder {
         self
     }
 
-    /// Where timers come from ([`ThreadSleep`] if not set).
+    /// Where timers come from: by default [`TokioSleep`](crate::TokioSleep)
+    /// under the `tokio` feature, [`ThreadSleep`](crate::ThreadSleep)
+    /// otherwise. A timer that panics is replaced by `ThreadSleep` (and a
+    /// warning logged once).
     pub fn sleep(mut self, sleep: impl Sleep) -> Self {
         self.sleep = Some(Some(Arc::new(sleep)));
+        self
+    }
+
+    /// No timers at all: the refresh timeout is then not enforced (the
+    /// refresher must bound its own time), and the configuration must not
+    /// back off (`backoff_initial` zero), or [`build`](Builder::build) fails
+    /// with [`BuildError::TimerRequired`] rather than let waiters hang.
+    pub fn without_timer(mut self) -> Self {
+        self.sleep = Some(None);
         self
     }
 
@@ -95,15 +114,6 @@ impl Builder {
         self
     }
 
-    /// No timers at all: the refresh timeout is then not enforced (the
-    /// refresher must bound its own time), and the configuration must not
-    /// back off (`backoff_initial` zero), or [`build`](Builder::build) fails
-    /// with [`BuildError::TimerRequired`] rather than let waiters hang.
-    pub fn without_timer(mut self) -> Self {
-        self.sleep = Some(None);
-        self
-    }
-
     /// The deliberately broken variant the loom suite must catch: the
     /// snapshot is stored after the lock is released.
     #[cfg(tokenflight_loom)]
@@ -113,20 +123,13 @@ impl Builder {
         self
     }
 
-    /// The handle, with `refresher` to get a new token. The refresher gets
-    /// the handle's [`Clock`] to turn an `expires_in` into a [`Timestamp`].
+    /// The handle.
     ///
     /// # Errors
     ///
     /// [`BuildError::Config`] for a configuration that cannot work;
     /// [`BuildError::TimerRequired`] for one that backs off without a timer.
-    pub fn build<T, E, F, Fut>(self, refresher: F) -> Result<Handle<T, E>, BuildError>
-    where
-        T: Send + Sync + 'static,
-        E: Send + Sync + 'static,
-        F: Fn(Clock) -> Fut + Send + Sync + 'static,
-        Fut: Future<Output = RefreshResult<T, E>> + Send + 'static,
-    {
+    pub fn build(self) -> Result<Handle<T, E>, BuildError> {
         let sleep = match self.sleep {
             None => Some(default_sleep()),
             Some(sleep) => sleep,
@@ -142,7 +145,7 @@ impl Builder {
         if self.late_publish {
             board.late_publish = Some(None);
         }
-        let refresher: Refresher<T, E> = Box::new(move |clock| Box::pin(refresher(clock)));
+        let refresher = self.refresher;
         let shared = Arc::new_cyclic(|this: &Weak<Shared<T, E>>| Shared {
             snapshot: SnapshotCell::empty(),
             clock,
@@ -157,18 +160,18 @@ impl Builder {
     }
 }
 
-/// The spawner a handle gets when none is chosen.
-fn default_spawner() -> Option<Arc<dyn Spawn>> {
-    #[cfg(feature = "tokio")]
-    return Some(Arc::new(crate::TokioSpawn));
-    #[cfg(not(feature = "tokio"))]
-    None
-}
-
 /// The timer a handle gets when none is chosen.
 fn default_sleep() -> Arc<dyn Sleep> {
     #[cfg(feature = "tokio")]
     return Arc::new(super::sleep::TokioSleep);
     #[cfg(not(feature = "tokio"))]
     Arc::new(super::sleep::ThreadSleep)
+}
+
+/// The spawner a handle gets when none is chosen.
+fn default_spawner() -> Option<Arc<dyn Spawn>> {
+    #[cfg(feature = "tokio")]
+    return Some(Arc::new(crate::TokioSpawn));
+    #[cfg(not(feature = "tokio"))]
+    None
 }

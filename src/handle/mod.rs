@@ -44,8 +44,8 @@ pub use sleep::{Sleep, SleepFuture, ThreadSleep};
 pub use spawn::TokioSpawn;
 pub use spawn::{Spawn, Task};
 
-use crate::front::{self, HandleError, Reply, Ticket};
-use crate::{BuildError, Clock, Config, Fresh, Generation, Stats};
+use crate::front::{self, HandleError, Refresh, Reply, Status, Ticket};
+use crate::{BuildError, Config, Fresh, Generation, Stats};
 use shared::{RefreshResult, Shared};
 use waiter::Waiting;
 
@@ -62,7 +62,7 @@ use waiter::Waiting;
 /// ```
 /// use tokenflight::{Config, Fresh, Handle, RefreshError, Reply};
 ///
-/// let handle = Handle::new(Config::default(), |_clock| async {
+/// let handle = Handle::new(Config::default(), |_| async {
 ///     Ok::<_, RefreshError<std::io::Error>>(Fresh::new("token-1".to_string()))
 /// })
 /// .unwrap();
@@ -99,7 +99,37 @@ where
     T: Send + Sync + 'static,
     E: Send + Sync + 'static,
 {
-    /// A handle with `config`, [`Clock::system`] and [`ThreadSleep`].
+    /// A builder for a handle whose `refresher` gets each new token: it is
+    /// told what it replaces ([`Refresh`]) and answers with a [`Fresh`]
+    /// token (or a [`RefreshError`](crate::RefreshError) that says whether
+    /// to retry).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tokenflight::{Config, Fresh, Handle, Refresh, RefreshError};
+    ///
+    /// let handle = Handle::builder(|refresh: Refresh<String>| async move {
+    ///     let n = refresh.generation().0 + 1;
+    ///     Ok::<_, RefreshError<()>>(
+    ///         Fresh::new(format!("token-{n}")).expires_in(Duration::from_secs(3600)),
+    ///     )
+    /// })
+    /// .config(Config::default().with_refresh_timeout(Duration::from_secs(5)))
+    /// .build()
+    /// .unwrap();
+    /// # drop(handle);
+    /// ```
+    pub fn builder<F, Fut>(refresher: F) -> Builder<T, E>
+    where
+        F: Fn(Refresh<T>) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = RefreshResult<T, E>> + Send + 'static,
+    {
+        Builder::new(Box::new(move |refresh| Box::pin(refresher(refresh))))
+    }
+
+    /// A handle with `config` and the defaults of [`Handle::builder`].
     ///
     /// # Errors
     ///
@@ -110,17 +140,37 @@ where
     /// ```
     /// use tokenflight::{Config, Fresh, Handle, RefreshError};
     ///
-    /// let handle = Handle::new(Config::default(), |_clock| async {
+    /// let handle = Handle::new(Config::default(), |_| async {
     ///     Ok::<_, RefreshError<()>>(Fresh::new(42u32))
     /// });
     /// assert!(handle.is_ok());
     /// ```
     pub fn new<F, Fut>(config: Config, refresher: F) -> Result<Self, BuildError>
     where
-        F: Fn(Clock) -> Fut + Send + Sync + 'static,
+        F: Fn(Refresh<T>) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = RefreshResult<T, E>> + Send + 'static,
     {
-        Builder::default().config(config).build(refresher)
+        Handle::builder(refresher).config(config).build()
+    }
+
+    /// The handle's state at a glance, for health checks: phase, current
+    /// generation, waiters, when the next refresh is due.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tokenflight::{Config, Fresh, Generation, Handle, Phase, RefreshError};
+    ///
+    /// let handle = Handle::new(Config::default(), |_| async {
+    ///     Ok::<_, RefreshError<()>>(Fresh::new("tok"))
+    /// })
+    /// .unwrap();
+    /// futures::executor::block_on(handle.ticket()).unwrap();
+    /// let status = handle.status();
+    /// assert_eq!((status.phase, status.generation), (Phase::Idle, Generation(1)));
+    /// ```
+    pub fn status(&self) -> Status {
+        self.shared.state.lock().board.status()
     }
 
     /// Sends a request with the current token and returns its result: waits
@@ -146,7 +196,7 @@ where
     /// use tokenflight::{Config, Fresh, Handle, RefreshError, Reply};
     ///
     /// static ISSUED: AtomicU32 = AtomicU32::new(0);
-    /// let handle = Handle::new(Config::default(), |_clock| async {
+    /// let handle = Handle::new(Config::default(), |_| async {
     ///     Ok::<_, RefreshError<()>>(Fresh::new(ISSUED.fetch_add(1, Ordering::SeqCst) + 1))
     /// })
     /// .unwrap();
@@ -185,7 +235,7 @@ where
     /// ```
     /// use tokenflight::{Config, Fresh, Handle, RefreshError};
     ///
-    /// let handle = Handle::new(Config::default(), |_clock| async {
+    /// let handle = Handle::new(Config::default(), |_| async {
     ///     Ok::<_, RefreshError<()>>(Fresh::new("tok"))
     /// })
     /// .unwrap();
@@ -210,7 +260,7 @@ where
     /// ```
     /// use tokenflight::{Config, Fresh, Handle, RefreshError};
     ///
-    /// let handle = Handle::new(Config::default(), |_clock| async {
+    /// let handle = Handle::new(Config::default(), |_| async {
     ///     Ok::<_, RefreshError<()>>(Fresh::new("tok"))
     /// })
     /// .unwrap();
@@ -238,7 +288,7 @@ where
     /// ```
     /// use tokenflight::{Config, Fresh, Generation, Handle, RefreshError};
     ///
-    /// let handle = Handle::new(Config::default(), |_clock| async {
+    /// let handle = Handle::new(Config::default(), |_| async {
     ///     Ok::<_, RefreshError<()>>(Fresh::new("tok"))
     /// })
     /// .unwrap();
@@ -266,7 +316,7 @@ where
     /// ```
     /// use tokenflight::{Handle, Config, Fresh, RefreshError};
     ///
-    /// let handle = Handle::new(Config::default(), |_clock| {
+    /// let handle = Handle::new(Config::default(), |_| {
     ///     async { Ok::<_, RefreshError<()>>(Fresh::new("tok")) }
     /// })
     /// .unwrap();
@@ -285,7 +335,7 @@ where
     /// ```
     /// use tokenflight::{Config, Fresh, Handle, RefreshError};
     ///
-    /// let handle = Handle::new(Config::default(), |_clock| async {
+    /// let handle = Handle::new(Config::default(), |_| async {
     ///     Ok::<_, RefreshError<()>>(Fresh::new("tok"))
     /// })
     /// .unwrap();
@@ -312,7 +362,7 @@ where
     /// ```
     /// use tokenflight::{Config, Fresh, Generation, Handle, RefreshError};
     ///
-    /// let handle = Handle::new(Config::default(), |_clock| async {
+    /// let handle = Handle::new(Config::default(), |_| async {
     ///     Err::<Fresh<&str>, _>(RefreshError::Permanent("no refresh token"))
     /// })
     /// .unwrap();
@@ -320,8 +370,7 @@ where
     /// assert_eq!(handle.try_ticket().unwrap().generation(), Generation(1));
     /// ```
     pub fn set_token(&self, fresh: Fresh<T>) {
-        self.shared
-            .input(|board, now| board.core.handle_set_token(now, fresh));
+        self.shared.input(|board, now| board.set_token(now, fresh));
     }
 
     /// Declares `generation` bad (e.g. the user's permissions changed): if
@@ -332,7 +381,7 @@ where
     /// ```
     /// use tokenflight::{Config, Fresh, Handle, RefreshError};
     ///
-    /// let handle = Handle::new(Config::default(), |_clock| async {
+    /// let handle = Handle::new(Config::default(), |_| async {
     ///     Ok::<_, RefreshError<()>>(Fresh::new("tok"))
     /// })
     /// .unwrap();
@@ -352,5 +401,5 @@ const _: () = {
     const fn send_sync<X: Send + Sync>() {}
     send_sync::<Handle<String, std::io::Error>>();
     send_sync::<Ticket<String>>();
-    send_sync::<Builder>();
+    send_sync::<Builder<String, std::io::Error>>();
 };

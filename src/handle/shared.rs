@@ -14,14 +14,17 @@ use super::sleep::{Sleep, SleepFuture, ThreadSleep};
 use super::spawn::{Spawn, Task};
 use super::waiter::{Beacon, Withhold};
 use crate::front::log::{self, Note};
-use crate::front::{self, Asked, Board, Driving, Fault, HandleError, Place, Published, Ticket};
+use crate::front::{
+    self, Asked, Board, Driving, Fault, HandleError, Place, Published, Refresh, Ticket,
+};
 use crate::sync::{Mutex, SnapshotCell};
 use crate::{Clock, Fresh, RefreshError, RefreshId, Timestamp};
 
 pub(super) type RefreshResult<T, E> = Result<Fresh<T>, RefreshError<E>>;
 pub(super) type RefreshFuture<T, E> =
     Pin<Box<dyn Future<Output = RefreshResult<T, E>> + Send + 'static>>;
-pub(super) type Refresher<T, E> = Box<dyn Fn(Clock) -> RefreshFuture<T, E> + Send + Sync + 'static>;
+pub(super) type Refresher<T, E> =
+    Box<dyn Fn(Refresh<T>) -> RefreshFuture<T, E> + Send + Sync + 'static>;
 
 pub(super) struct Shared<T, E> {
     /// What the fast path reads; written only under `state`'s lock, in the
@@ -97,8 +100,15 @@ impl<T, E> State<T, E> {
 
     /// Takes every parked piece of work out, to poll outside the lock.
     pub(super) fn take_work(&mut self) -> Work<T, E> {
+        let refresh = self.refresh.take_out();
+        // A call to make is told what it replaces, as the core has it now.
+        let context = refresh
+            .as_ref()
+            .filter(|(_, fut)| fut.is_none())
+            .map(|_| self.board.refresh_context());
         Work {
-            refresh: self.refresh.take_out(),
+            refresh,
+            context,
             timer: self.timer.take_out(),
             timer_broken: self.timer_broken,
             late: self
@@ -193,6 +203,8 @@ type Polled<T, E> = Result<RefreshResult<T, Fault<E>>, RefreshFuture<T, E>>;
 /// Work taken out of the shared state, polled outside the lock.
 pub(super) struct Work<T, E> {
     refresh: Option<(RefreshId, Option<RefreshFuture<T, E>>)>,
+    /// What the call is told, if it is to be made.
+    context: Option<Refresh<T>>,
     timer: Option<(Timestamp, Option<SleepFuture>)>,
     timer_broken: bool,
     late: Vec<(RefreshId, RefreshFuture<T, E>)>,
@@ -394,13 +406,15 @@ where
         let waker = Waker::from(Arc::clone(&self.beacon));
         let mut cx = Context::from_waker(&waker);
         let _driving = Driving::enter(self.key());
-        let refresh = work
-            .refresh
-            .map(|(attempt, fut)| (attempt, self.poll_refresh(fut, &mut cx)));
+        let mut context = work.context;
+        let refresh = work.refresh.map(|(attempt, fut)| {
+            let fut = fut.ok_or_else(|| context.take());
+            (attempt, self.poll_refresh(fut, &mut cx))
+        });
         let late = work
             .late
             .into_iter()
-            .map(|(attempt, fut)| (attempt, self.poll_refresh(Some(fut), &mut cx)))
+            .map(|(attempt, fut)| (attempt, self.poll_refresh(Ok(fut), &mut cx)))
             .collect();
         let mut timer_panicked = false;
         let timer = work.timer.map(|(deadline, fut)| {
@@ -434,10 +448,18 @@ where
         }
     }
 
-    /// Polls a refresh future, making it first if `fut` is `None`.
-    fn poll_refresh(&self, fut: Option<RefreshFuture<T, E>>, cx: &mut Context<'_>) -> Polled<T, E> {
+    /// Polls a refresh future, making it first (the call is made) if `fut`
+    /// is the context to make it with.
+    fn poll_refresh(
+        &self,
+        fut: Result<RefreshFuture<T, E>, Option<Refresh<T>>>,
+        cx: &mut Context<'_>,
+    ) -> Polled<T, E> {
         let polled = panic::catch_unwind(AssertUnwindSafe(|| {
-            let mut fut = fut.unwrap_or_else(|| (self.refresher)(self.clock.clone()));
+            let mut fut = fut.unwrap_or_else(|context| {
+                let context = context.expect("a call to make comes with its context");
+                (self.refresher)(context)
+            });
             match fut.as_mut().poll(cx) {
                 Poll::Ready(result) => Ok(result),
                 Poll::Pending => Err(fut),

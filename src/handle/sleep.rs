@@ -22,14 +22,13 @@ pub type SleepFuture = Pin<Box<dyn Future<Output = ()> + Send + 'static>>;
 ///
 /// ```
 /// use std::time::Duration;
-/// use tokenflight::{Builder, Config, Fresh, RefreshError};
+/// use tokenflight::{Fresh, Handle, RefreshError};
 ///
 /// // An executor's timer, e.g. `|d| tokio::time::sleep(d)`; here one that
 /// // ends at once.
-/// let handle = Builder::new()
-///     .config(Config::default())
+/// let handle = Handle::builder(|_| async { Ok::<_, RefreshError<()>>(Fresh::new("tok")) })
 ///     .sleep(|_d: Duration| std::future::ready(()))
-///     .build(|_clock| async { Ok::<_, RefreshError<()>>(Fresh::new("tok")) })
+///     .build()
 ///     .unwrap();
 /// # drop(handle);
 /// ```
@@ -78,11 +77,11 @@ impl Sleep for ThreadSleep {
 /// # Examples
 ///
 /// ```
-/// use tokenflight::{Builder, Fresh, RefreshError, TokioSleep};
+/// use tokenflight::{Fresh, Handle, RefreshError, TokioSleep};
 ///
-/// let handle = Builder::new()
+/// let handle = Handle::builder(|_| async { Ok::<_, RefreshError<()>>(Fresh::new("tok")) })
 ///     .sleep(TokioSleep)
-///     .build(|_clock| async { Ok::<_, RefreshError<()>>(Fresh::new("tok")) })
+///     .build()
 ///     .unwrap();
 /// # drop(handle);
 /// ```
