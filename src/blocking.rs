@@ -586,7 +586,7 @@ where
             .settle(now, &mut front::store_changed(&self.snapshot));
         // The driving contract: a call the core starts is made now, on the
         // handle's own thread, whether anyone waits for it or not.
-        if let Some(attempt) = state.board.core.in_flight() {
+        if let Some(attempt) = state.board.core.outstanding_call() {
             if state.sent != Some(attempt) {
                 state.sent = Some(attempt);
                 let call = Call {
@@ -605,12 +605,12 @@ where
     }
 
     /// Makes the call `attempt` on the handle's thread, if the core still
-    /// wants it (an attempt that timed out while an earlier call ran is
+    /// wants it (a call the core abandoned before this thread got to it is
     /// never made), and reports its answer.
     fn make_call(self: &Arc<Self>, attempt: RefreshId) {
         let context = {
             let state = self.state.lock();
-            if state.board.core.in_flight() != Some(attempt) {
+            if state.board.core.outstanding_call() != Some(attempt) {
                 return;
             }
             state.board.refresh_context()

@@ -30,8 +30,17 @@ pub struct Config {
     /// Refresh attempts in one round (from the first attempt until a token is
     /// adopted or refreshing gives up). At least 1.
     pub max_refresh_attempts: u32,
-    /// An attempt that has not answered after this long counts as failed.
+    /// An attempt that has not answered after this long counts as failed
+    /// (the soft timeout): its round backs off or gives up, but the call
+    /// stays outstanding, and the next attempt waits until it has answered
+    /// or been given up for good (`refresh_abandon_after`).
     pub refresh_timeout: Duration,
+    /// The hard limit: a refresher call that has not answered after this
+    /// long is given up for good ([`Action::AbandonRefresh`](crate::Action::AbandonRefresh)),
+    /// its future dropped, and the next attempt may start. At least
+    /// `refresh_timeout`. Until then no second call reaches the token
+    /// endpoint, which with rotating refresh tokens would revoke the session.
+    pub refresh_abandon_after: Duration,
     /// Back-off before the second attempt of a round; it doubles per attempt.
     pub backoff_initial: Duration,
     /// The back-off never exceeds this.
@@ -44,6 +53,12 @@ pub struct Config {
     /// Up to this much is added to the skew at random per token, so that many
     /// clients with tokens from one moment do not refresh in lockstep.
     pub skew_jitter: Duration,
+    /// A token counts as expired this long before its stated expiry, for
+    /// clock skew between client and server and for the time a request
+    /// takes to reach the server. Until then it is *usable*: it is handed
+    /// out to every request, also while a refresh ahead of expiry runs. A
+    /// token that arrives with less life than this counts as expired.
+    pub safety_margin: Duration,
     /// Seeds every random choice (back-off and skew jitter): same seed and
     /// same inputs, same outputs.
     pub seed: u64,
@@ -56,11 +71,13 @@ impl Default for Config {
             max_auth_retries: 2,
             max_refresh_attempts: 3,
             refresh_timeout: Duration::from_secs(10),
+            refresh_abandon_after: Duration::from_secs(60),
             backoff_initial: Duration::from_millis(100),
             backoff_max: Duration::from_secs(5),
             cooldown: Duration::from_secs(10),
             expiry_skew: Duration::from_secs(30),
             skew_jitter: Duration::from_secs(5),
+            safety_margin: Duration::from_secs(5),
             seed: 0,
         }
     }
@@ -79,6 +96,15 @@ pub enum ConfigError {
     /// `refresh_timeout` is zero: every attempt would time out at once.
     #[error("refresh_timeout must be longer than zero")]
     ZeroRefreshTimeout,
+    /// `refresh_abandon_after` is shorter than `refresh_timeout`: a call
+    /// would be given up for good before it even timed out.
+    #[error("refresh_abandon_after ({abandon_after:?}) must not be shorter than refresh_timeout ({timeout:?})")]
+    AbandonBeforeTimeout {
+        /// The configured hard limit.
+        abandon_after: Duration,
+        /// The configured soft timeout.
+        timeout: Duration,
+    },
     /// `backoff_initial` exceeds `backoff_max`.
     #[error("backoff_initial ({initial:?}) must not exceed backoff_max ({max:?})")]
     BackoffInverted {
@@ -104,6 +130,12 @@ impl Config {
         }
         if self.refresh_timeout.is_zero() {
             return Err(ConfigError::ZeroRefreshTimeout);
+        }
+        if self.refresh_abandon_after < self.refresh_timeout {
+            return Err(ConfigError::AbandonBeforeTimeout {
+                abandon_after: self.refresh_abandon_after,
+                timeout: self.refresh_timeout,
+            });
         }
         if self.backoff_initial > self.backoff_max {
             return Err(ConfigError::BackoffInverted {
@@ -217,6 +249,13 @@ mod tests {
         assert_eq!(
             bad(|c| c.refresh_timeout = Duration::ZERO),
             ConfigError::ZeroRefreshTimeout
+        );
+        assert_eq!(
+            bad(|c| c.refresh_abandon_after = Duration::from_secs(9)),
+            ConfigError::AbandonBeforeTimeout {
+                abandon_after: Duration::from_secs(9),
+                timeout: Duration::from_secs(10),
+            }
         );
         assert!(matches!(
             bad(|c| c.backoff_initial = Duration::from_secs(60)),

@@ -31,7 +31,8 @@ pub enum RefreshFailure<E> {
     /// The last attempt did not answer within the refresh timeout.
     #[error("refresh attempt timed out")]
     TimedOut,
-    /// The refresher returned a token that had already expired.
+    /// The refresher returned a token that had already expired, or would
+    /// within the safety margin.
     #[error("refresher returned an already expired token")]
     ExpiredOnArrival,
 }

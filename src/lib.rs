@@ -14,7 +14,11 @@
 //! verification layer (unit tests, proptest, the exhaustive explorer, loom,
 //! the simulator) shares.
 //!
-//! The guarantees (S1–S7, L1) and why each transition keeps them are in
+//! Across processes, the `store` module (feature `store`; Redis with `redis`)
+//! persists the token so a restart needs no login, and makes the processes
+//! that share a credential refresh it once between them (F1–F3).
+//!
+//! The guarantees (S1–S7, L1, F1–F3) and why each transition keeps them are in
 //! `proofs.md` at the root of the repository.
 
 pub mod blocking;
@@ -29,6 +33,8 @@ mod id;
 mod jitter;
 #[path = "core/mod.rs"]
 mod machine;
+#[cfg(feature = "store")]
+pub mod store;
 mod sync;
 mod time;
 mod token;

@@ -28,6 +28,25 @@ impl<T> Lease<T> {
         }
     }
 
+    /// A lease from its parts, for drivers that keep leases outside the core
+    /// (persisted, or replayed from a conformance script). The core trusts
+    /// nothing in it but its generation and send count: a lease naming a
+    /// generation it never issued is answered with
+    /// [`Error::UnknownGeneration`](crate::Error::UnknownGeneration).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use tokenflight::{Generation, Lease};
+    ///
+    /// let lease = Lease::from_parts(Arc::new("t1"), Generation(3), 2);
+    /// assert_eq!((lease.generation(), lease.send()), (Generation(3), 2));
+    /// ```
+    pub fn from_parts(token: Arc<T>, generation: Generation, send: u32) -> Self {
+        Lease::new(token, generation, send)
+    }
+
     /// The token to put on the request.
     pub fn token(&self) -> &T {
         &self.token

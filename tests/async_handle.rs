@@ -590,8 +590,8 @@ async fn ticket(handle: Handle<u64, &'static str>) -> Leased {
 }
 
 /// One waiter whose first attempt timed out and whose back-off has ended:
-/// the second attempt is out, the first one's future is kept for its late
-/// answer.
+/// the second attempt is queued behind the first call, whose future is kept
+/// for its late answer.
 fn past_timeout_and_back_off(
     time: &ManualTime,
     handle: &Handle<u64, &'static str>,
@@ -684,38 +684,47 @@ async fn a_late_answer_during_the_back_off_is_adopted_tokio() {
 }
 
 #[test]
-fn a_late_answer_after_a_newer_generation_is_ignored_local_pool() {
+fn the_next_attempt_waits_for_the_timed_out_call_to_answer_local_pool() {
     let time = ManualTime::default();
     let (script, mut answers) = Script::new(2);
     let handle = scripted(&time, &script, 3);
     let (mut pool, waiter) = past_timeout_and_back_off(&time, &handle);
-    assert_eq!(script.calls(), 2, "the back-off ended: a second attempt");
-    // Both answer before anyone polls: the attempt in flight is reported
-    // first and makes generation 1; the late one is then for an old base.
+    assert_eq!(
+        script.calls(),
+        1,
+        "the back-off ended, but the first call is still out: one call at a time"
+    );
+    // The first call fails late: the call is over, the next one starts.
     let (late, current) = (answers.remove(0), answers.remove(0));
-    current.send(8).unwrap();
-    late.send(7).unwrap();
-    assert_eq!(pool.run_until(waiter), Ok((8, Generation(1))));
-    let now = handle.try_ticket().unwrap();
-    assert_eq!((*now.token(), now.generation()), (8, Generation(1)));
+    drop(late);
+    pool.run_until_stalled();
     assert_eq!(script.calls(), 2);
+    current.send(8).unwrap();
+    assert_eq!(pool.run_until(waiter), Ok((8, Generation(1))));
     let stats = handle.stats();
     assert_eq!((stats.tokens_adopted, stats.late_results_adopted), (1, 0));
 }
 
 #[test]
-fn a_late_attempt_is_dropped_once_a_newer_generation_exists() {
+fn a_call_unanswered_by_the_hard_limit_is_dropped_before_the_next_starts() {
     let time = ManualTime::default();
     let (script, mut answers) = Script::new(2);
     let handle = scripted(&time, &script, 3);
     let (mut pool, waiter) = past_timeout_and_back_off(&time, &handle);
     let (late, current) = (answers.remove(0), answers.remove(0));
+    assert_eq!(script.calls(), 1);
+    // `refresh_abandon_after` (60 s by default) after the first call began.
+    time.advance(Duration::from_secs(60) - TIMEOUT - BACKOFF);
+    pool.run_until_stalled();
+    assert!(
+        late.is_canceled(),
+        "the abandoned call's future was dropped"
+    );
+    assert_eq!(late.send(7), Err(7));
+    assert_eq!(script.calls(), 2, "then the next attempt started");
     current.send(8).unwrap();
     assert_eq!(pool.run_until(waiter), Ok((8, Generation(1))));
-    assert!(late.is_canceled(), "the late attempt's future was dropped");
-    assert_eq!(late.send(7), Err(7));
-    pool.run_until_stalled();
-    assert_eq!(handle.try_ticket().unwrap().generation(), Generation(1));
+    assert_eq!(handle.stats().calls_abandoned, 1);
 }
 
 #[test]

@@ -184,6 +184,9 @@ fn a_refresh_timeout_reaches_every_thread() {
     let clock = Clock::manual(move || Timestamp::from_nanos(n.load(Ordering::SeqCst)));
     let mut config = config();
     config.refresh_timeout = Duration::from_millis(10);
+    // A thread blocked in the refresher cannot be dropped: each call is
+    // given up for good at its timeout, so that the next attempt starts.
+    config.refresh_abandon_after = config.refresh_timeout;
     config.cooldown = Duration::from_secs(3600);
     let s = Arc::clone(&server);
     let handle = Handle::builder(move |_| s.refresh())

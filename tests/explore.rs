@@ -1,8 +1,10 @@
 //! Exhaustive exploration: every reachable state of a small world — a few
 //! requests, a server whose tokens expire, refresh attempts that succeed,
-//! fail transiently or permanently, time out and answer late, waiters that
-//! give up, logins and long pauses — is checked against S1–S7, and every
-//! terminal state against L1, by the shared checker in `tokenflight::check`.
+//! fail transiently or permanently, time out and answer late or are given up
+//! for good, waiters that give up, logins, and pauses long enough for a
+//! token to come due for a refresh ahead of expiry or to pass its safety
+//! margin — is checked against S1–S7 and S5b, and every terminal state
+//! against L1, by the shared checker in `tokenflight::check`.
 //!
 //! The default scope runs with `cargo test`; the wide scope is `#[ignore]`d
 //! and run in release by `.ci/run` (`cargo test --release --test explore --
@@ -28,8 +30,9 @@ struct Scope {
     faults: u8,
     /// Refresh attempts that fail permanently.
     permanents: u8,
-    /// Jumps of time long enough for a token to come due and for a cool-down
-    /// to end.
+    /// Jumps of time: long enough for a token to come due (still usable)
+    /// and for a cool-down to end, or long enough for it to pass its safety
+    /// margin (no longer usable, not yet expired).
     pauses: u8,
     /// Logins from elsewhere.
     logins: u8,
@@ -62,6 +65,7 @@ enum Move {
     RefreshPermanent(RefreshId),
     Tick,
     Pause,
+    Lapse,
     Login,
 }
 
@@ -84,6 +88,9 @@ enum Witness {
     GaveUpFailingWaiters = 1 << 5,
     AuthRejected = 1 << 6,
     ProactiveRefresh = 1 << 7,
+    RefreshAheadWhileSending = 1 << 8,
+    RefreshAheadGaveUpQuietly = 1 << 9,
+    AbandonedThenNextAttempt = 1 << 10,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -91,14 +98,17 @@ struct World {
     rec: Recorder<(), ()>,
     now: Timestamp,
     reqs: Vec<Req>,
-    /// Attempts started and not yet answered (timed-out ones included: their
-    /// answer may still come).
+    /// Calls started and neither answered nor abandoned (timed-out ones
+    /// included: their answer may still come). One at most, unless a
+    /// mutant breaks S1.
     outstanding: BTreeSet<RefreshId>,
     /// The server rejects tokens older than this.
     floor: Generation,
     left: Scope,
     /// A transient failure or timeout happened since the last new token.
     faulted: bool,
+    /// A request was sent during a refresh since the last new token.
+    sent_while_refreshing: bool,
     seen: u16,
 }
 
@@ -119,7 +129,12 @@ struct Explore {
 }
 
 const TTL: Duration = Duration::from_secs(10);
+/// A token is usable until `TTL - MARGIN` after it was issued.
+const MARGIN: Duration = Duration::from_secs(1);
+/// Past a token's refresh ahead (`TTL - expiry_skew`), while it is usable.
 const PAUSE: Duration = Duration::from_secs(6);
+/// Past a token's usable time, within its safety margin.
+const LAPSE: Duration = Duration::from_millis(9_500);
 
 fn config() -> Config {
     let mut c = Config::default();
@@ -127,11 +142,13 @@ fn config() -> Config {
     c.max_auth_retries = 1;
     c.max_refresh_attempts = 2;
     c.refresh_timeout = Duration::from_secs(1);
+    c.refresh_abandon_after = Duration::from_secs(2);
     c.backoff_initial = Duration::from_millis(100);
     c.backoff_max = Duration::from_millis(100);
     c.cooldown = Duration::from_secs(5);
     c.expiry_skew = Duration::from_secs(4);
     c.skew_jitter = Duration::ZERO;
+    c.safety_margin = MARGIN;
     c
 }
 
@@ -161,10 +178,19 @@ impl Explore {
 
 /// Applies what the core asked for to the world.
 fn drain(w: &mut World) {
+    let mut abandoned = false;
     while let Some(action) = w.rec.poll_action() {
         match action {
             Action::StartRefresh { attempt } => {
                 w.outstanding.insert(attempt);
+                if abandoned {
+                    w.seen |= Witness::AbandonedThenNextAttempt as u16;
+                }
+            }
+            // The driver drops the call: no answer will come.
+            Action::AbandonRefresh { attempt } => {
+                w.outstanding.remove(&attempt);
+                abandoned = true;
             }
             Action::Resume { id, lease } => w.reqs[id.0 as usize] = Req::InFlight(lease),
             Action::Fail { id, .. } => w.reqs[id.0 as usize] = Req::Done,
@@ -197,6 +223,7 @@ impl Model for Explore {
             floor: Generation::NONE,
             left: self.scope,
             faulted: false,
+            sent_while_refreshing: false,
             seen: 0,
         }]
     }
@@ -236,6 +263,7 @@ impl Model for Explore {
         }
         if s.left.pauses > 0 {
             moves.push(Move::Pause);
+            moves.push(Move::Lapse);
         }
         if s.left.logins > 0 {
             moves.push(Move::Login);
@@ -249,10 +277,9 @@ impl Model for Explore {
         match m {
             Move::Arrive(i) => {
                 let next = w.rec.acquire(now, id(i));
-                if matches!(next, Next::Wait) && w.rec.core().generation() != Generation::NONE {
-                    let due =
-                        w.rec.core().phase() == Phase::Refreshing && w.floor <= generation_before;
-                    if due && s.rec.core().phase() == Phase::Idle {
+                if matches!(next, Next::Send(_)) && w.rec.core().phase() == Phase::Refreshing {
+                    w.sent_while_refreshing = true;
+                    if s.rec.core().phase() != Phase::Refreshing {
                         w.seen |= Witness::ProactiveRefresh as u16;
                     }
                 }
@@ -300,7 +327,11 @@ impl Model for Explore {
                     if w.faulted {
                         w.seen |= Witness::TransientRecovered as u16;
                     }
+                    if w.sent_while_refreshing {
+                        w.seen |= Witness::RefreshAheadWhileSending as u16;
+                    }
                     w.faulted = false;
+                    w.sent_while_refreshing = false;
                 }
             }
             Move::RefreshTransient(a) => {
@@ -330,6 +361,10 @@ impl Model for Explore {
                 w.left.pauses -= 1;
                 w.now = w.now + PAUSE;
             }
+            Move::Lapse => {
+                w.left.pauses -= 1;
+                w.now = w.now + LAPSE;
+            }
             Move::Login => {
                 w.left.logins -= 1;
                 w.rec.set_token(now, Fresh::new(()).expiring_at(now + TTL));
@@ -340,13 +375,15 @@ impl Model for Explore {
         if !self.witnesses {
             w.seen = 0;
             w.faulted = false;
+            w.sent_while_refreshing = false;
             return Some(w);
         }
-        if w.rec.core().phase() == Phase::Failed
-            && s.rec.core().phase() == Phase::Refreshing
-            && waiting_before > 0
-        {
-            w.seen |= Witness::GaveUpFailingWaiters as u16;
+        if w.rec.core().phase() == Phase::Failed && s.rec.core().phase() == Phase::Refreshing {
+            if waiting_before > 0 {
+                w.seen |= Witness::GaveUpFailingWaiters as u16;
+            } else if w.rec.core().snapshot().is_some() {
+                w.seen |= Witness::RefreshAheadGaveUpQuietly as u16;
+            }
         }
         Some(w)
     }
@@ -361,6 +398,7 @@ impl Model for Explore {
             Property::always("S3", |_, s: &World| holds(s, Rule::S3)),
             Property::always("S4", |_, s: &World| holds(s, Rule::S4)),
             Property::always("S5", |_, s: &World| holds(s, Rule::S5)),
+            Property::always("S5b", |_, s: &World| holds(s, Rule::S5b)),
             Property::always("S6", |_, s: &World| holds(s, Rule::S6)),
             Property::always("S7", |_, s: &World| holds(s, Rule::S7)),
             Property::always("L1", |m: &Explore, s: &World| {
@@ -380,8 +418,19 @@ impl Model for Explore {
             Property::sometimes("permanent failure", |_, s: &World| {
                 s.saw(Witness::PermanentFailure)
             }),
-            Property::sometimes("timeout then late result adopted", |_, s: &World| {
-                s.saw(Witness::LateResultAdopted)
+            Property::sometimes(
+                "soft timeout, then the late answer adopted",
+                |_, s: &World| s.saw(Witness::LateResultAdopted),
+            ),
+            Property::sometimes(
+                "refresh ahead completed while requests were sent",
+                |_, s: &World| s.saw(Witness::RefreshAheadWhileSending),
+            ),
+            Property::sometimes("refresh ahead gave up, failing nobody", |_, s: &World| {
+                s.saw(Witness::RefreshAheadGaveUpQuietly)
+            }),
+            Property::sometimes("call abandoned, then the next attempt", |_, s: &World| {
+                s.saw(Witness::AbandonedThenNextAttempt)
             }),
             Property::sometimes("waiter cancelled during a refresh", |_, s: &World| {
                 s.saw(Witness::WaiterCancelled)
@@ -392,14 +441,15 @@ impl Model for Explore {
             Property::sometimes("auth rejected after retries", |_, s: &World| {
                 s.saw(Witness::AuthRejected)
             }),
-            Property::sometimes("refresh for time, without a rejection", |_, s: &World| {
-                s.saw(Witness::ProactiveRefresh)
-            }),
+            Property::sometimes(
+                "refresh ahead of expiry, the request sent",
+                |_, s: &World| s.saw(Witness::ProactiveRefresh),
+            ),
         ]
     }
 }
 
-const SAFETY: [&str; 8] = ["S1", "S2", "S3", "S4", "S5", "S6", "S7", "L1"];
+const SAFETY: [&str; 9] = ["S1", "S2", "S3", "S4", "S5", "S5b", "S6", "S7", "L1"];
 
 /// Explores the whole scope and returns the number of distinct states.
 #[allow(clippy::disallowed_methods)] // wall time, only to report how long the exploration took
@@ -520,8 +570,8 @@ fn every_reachable_state_of_the_wide_scope_is_safe_and_live() {
 }
 
 /// The shortest history that breaks a guarantee under `mutant`.
-fn counterexample(mutant: Mutant) -> (Vec<Violation>, Vec<Move>) {
-    let checker = Explore::new(SMALL, Some(mutant))
+fn counterexample(mutant: Mutant, scope: Scope) -> (Vec<Violation>, Vec<Move>) {
+    let checker = Explore::new(scope, Some(mutant))
         .checker()
         .finish_when(HasDiscoveries::AnyFailures)
         .spawn_bfs()
@@ -541,19 +591,23 @@ fn counterexample(mutant: Mutant) -> (Vec<Violation>, Vec<Move>) {
 #[test]
 fn every_mutant_is_caught_with_a_short_counterexample() {
     let expected = [
-        (Mutant::RefreshBesideInFlight, Rule::S1),
-        (Mutant::RefreshOnStaleRejection, Rule::S2),
-        (Mutant::AdoptEveryLateResult, Rule::S2),
-        (Mutant::LoseWaiterOnCancel, Rule::S3),
-        (Mutant::IgnoreRetryBudget, Rule::S4),
-        (Mutant::HandOutRejectedToken, Rule::S5),
-        (Mutant::KeepWaitersOnFailure, Rule::S6),
-        (Mutant::IgnoreMaxWaiters, Rule::S7),
-        (Mutant::ForgetBackoffTimer, Rule::L1),
+        (Mutant::RefreshBesideInFlight, Rule::S1, SMALL),
+        (Mutant::RefreshOnStaleRejection, Rule::S2, SMALL),
+        // With one call at a time, only a login makes an answer's base
+        // older than the current generation.
+        (Mutant::AdoptEveryLateResult, Rule::S2, WITH_LOGIN),
+        (Mutant::LoseWaiterOnCancel, Rule::S3, SMALL),
+        (Mutant::IgnoreRetryBudget, Rule::S4, SMALL),
+        (Mutant::HandOutRejectedToken, Rule::S5, SMALL),
+        (Mutant::KeepWaitersOnFailure, Rule::S6, SMALL),
+        (Mutant::IgnoreMaxWaiters, Rule::S7, SMALL),
+        (Mutant::ForgetBackoffTimer, Rule::L1, SMALL),
+        (Mutant::StartBesideOutstandingCall, Rule::S1, SMALL),
+        (Mutant::ParkWhileUsable, Rule::S5b, SMALL),
     ];
     assert_eq!(expected.len(), Mutant::ALL.len(), "every mutant is listed");
-    for (mutant, rule) in expected {
-        let (violations, moves) = counterexample(mutant);
+    for (mutant, rule, scope) in expected {
+        let (violations, moves) = counterexample(mutant, scope);
         println!("{mutant:?}: caught in {} moves {moves:?}", moves.len());
         for v in &violations {
             println!("    {v}");

@@ -178,13 +178,15 @@ impl Session {
     }
 }
 
-/// Refresh exactly when the token is past its expiry, and retry a request
+/// Refresh exactly when the token is past its expiry (tokens live 150 ms
+/// here, far less than the default safety margin), and retry a request
 /// up to three times: a token the server retires after a number of uses can
 /// be retired under a waiting request once per generation.
 fn config() -> Config {
     let mut config = Config::default();
     config.expiry_skew = Duration::ZERO;
     config.skew_jitter = Duration::ZERO;
+    config.safety_margin = Duration::ZERO;
     config.max_auth_retries = 3;
     config.backoff_initial = Duration::from_millis(5);
     config.backoff_max = Duration::from_millis(20);

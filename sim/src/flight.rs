@@ -2,12 +2,13 @@
 //! [`Recorder`], driven exactly as a front-end drives it — act on every
 //! `Next`, drain `poll_action` after every input, call `handle_timeout`
 //! when `poll_timeout` comes due, report every refresh answer (late ones
-//! too) and every rejection, cancel a waiter whose caller gives up.
+//! too) and every rejection, drop a call the core gives up for good, cancel
+//! a waiter whose caller gives up.
 
 use std::collections::BTreeMap;
 use std::fmt;
 
-use tokenflight::check::Recorder;
+use tokenflight::check::{Limits, Recorder, Rule};
 use tokenflight::{
     Action, Core, Error, Fresh, Lease, Next, RefreshError, RefreshId, RequestId, Timestamp,
 };
@@ -125,18 +126,17 @@ impl Flight {
                     let call = w.send_refresh(self.rt, self.current);
                     self.attempts.insert(call, attempt);
                 }
+                // The call's future is dropped: its answer, should the
+                // endpoint still send one, reaches no one.
+                Action::AbandonRefresh { attempt } => {
+                    let dropped = self.attempts.iter().find(|(_, &a)| a == attempt);
+                    if let Some((&call, _)) = dropped {
+                        self.attempts.remove(&call);
+                        w.drop_call(call);
+                    }
+                }
                 Action::Resume { id, lease } => self.send(w, id.0 as u32, lease),
                 Action::Fail { id, error } => self.fail(w, id.0 as u32, &error),
-            }
-        }
-        // Calls whose attempt the core no longer waits for (timed out, or
-        // superseded by a new token) are abandoned: their answers may still
-        // come and are still reported, but the client no longer counts on
-        // them.
-        let in_flight = self.rec.core().in_flight();
-        for (&call, &attempt) in &self.attempts {
-            if Some(attempt) != in_flight {
-                w.abandon(call);
             }
         }
         let due = self.rec.poll_timeout().map(Timestamp::as_nanos);
@@ -155,9 +155,8 @@ impl Algorithm for Flight {
     const NAME: &'static str = "tokenflight";
 
     fn start(&mut self, w: &mut World, login: Grant) {
-        let c = self.rec.core().config();
-        let window = (c.expiry_skew + c.skew_jitter).as_nanos() as u64;
-        w.judge_refreshes(window);
+        let window = Limits::of(self.rec.core().config()).proactive_window;
+        w.judge_refreshes(window.as_nanos() as u64);
         self.leases.reserve(w.sc.requests.min(1 << 24) as usize);
         self.relogin(w, login);
     }
@@ -248,7 +247,7 @@ impl Algorithm for Flight {
         self.pump(w, adopted, before);
     }
 
-    fn finish(&mut self, w: &mut World) -> (Vec<Finding>, [u64; 8]) {
+    fn finish(&mut self, w: &mut World) -> (Vec<Finding>, [u64; Rule::ALL.len()]) {
         self.rec.finish();
         if w.tracing() {
             for (_, event) in self.rec.take_log() {
@@ -266,7 +265,7 @@ impl Algorithm for Flight {
                 detail: v.detail.clone(),
             })
             .collect();
-        let counts = tokenflight::check::Rule::ALL.map(|r| m.count(r));
+        let counts = Rule::ALL.map(|r| m.count(r));
         (findings, counts)
     }
 }

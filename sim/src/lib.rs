@@ -18,13 +18,19 @@
 //! scheduled), and every random choice comes from the seed, so a seed
 //! replays a run byte for byte.
 
+mod fast_script;
 pub mod flight;
 pub mod html;
+pub mod itf;
+pub mod judge;
+pub mod oracle;
 mod queue;
+pub mod random_script;
 pub mod recipe;
 pub mod report;
 pub mod rng;
 pub mod scenario;
+pub mod script;
 pub mod server;
 pub mod swarm;
 pub mod timeline;

@@ -6,13 +6,15 @@
 //! point of the comparison, not a failure).
 
 use std::fs::File;
-use std::io::BufWriter;
+use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use tokenflight_sim::swarm::{self, Shape};
-use tokenflight_sim::{html, report, vectors, AlgoReport, RunOptions, Scenario};
+use tokenflight_sim::{
+    html, judge, oracle, random_script, report, vectors, AlgoReport, RunOptions, Scenario,
+};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -80,6 +82,36 @@ enum Command {
         #[arg(long, default_value = "sim/vectors")]
         out: PathBuf,
     },
+    /// Conformance oracle: reads scripts (one JSON object per line) on
+    /// stdin, writes the real core's ITF trace for each (or a typed error
+    /// line) on stdout.
+    Oracle {
+        /// Print how many scripts per second were answered on stderr.
+        #[arg(long)]
+        stats: bool,
+    },
+    /// Judge: reads a front-end's event history (one JSON event per line)
+    /// on stdin and prints the checker's verdict on S1-S7 (and L1 with
+    /// `--heal`); exits 1 on a violation, 2 on malformed input.
+    Judge {
+        /// The history is complete (the faults healed and the run ended):
+        /// judge L1, every request that arrived must have ended.
+        #[arg(long)]
+        heal: bool,
+        /// Print the verdict as one JSON object.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Writes random scripts (one JSON object per line) for differential
+    /// testing: the same seed, the same scripts.
+    Scripts {
+        /// The first script's seed; script i has seed N + i.
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// How many scripts.
+        #[arg(long, default_value_t = 1_000)]
+        count: u64,
+    },
 }
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -107,6 +139,20 @@ fn run(cli: Cli) -> Res<ExitCode> {
         let n = vectors::write_all(out)?;
         println!("wrote {n} conformance traces to {}", out.display());
         return Ok(ExitCode::SUCCESS);
+    }
+    match &cli.command {
+        Some(Command::Oracle { stats }) => return oracle_run(*stats),
+        Some(Command::Judge { heal, json }) => return judge_run(*heal, *json),
+        Some(Command::Scripts { seed, count }) => {
+            let mut out = BufWriter::new(std::io::stdout().lock());
+            for script in random_script::draw_many(*seed, *count) {
+                serde_json::to_writer(&mut out, &script.to_json())?;
+                out.write_all(b"\n")?;
+            }
+            out.flush()?;
+            return Ok(ExitCode::SUCCESS);
+        }
+        _ => {}
     }
     let make = swarm::core_maker(cli.mutant.as_deref())?;
     if let Some(range) = &cli.seeds {
@@ -212,6 +258,46 @@ fn run(cli: Cli) -> Res<ExitCode> {
             eprintln!("shrunk and saved: {}", path.display());
         }
         return Ok(ExitCode::FAILURE);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn judge_run(heal: bool, json: bool) -> Res<ExitCode> {
+    match judge::judge(std::io::stdin().lock(), heal) {
+        Ok(verdict) => {
+            if json {
+                println!("{}", verdict.to_json());
+            } else {
+                print!("{verdict}");
+            }
+            Ok(ExitCode::from(u8::from(!verdict.ok())))
+        }
+        Err(e) => {
+            if json {
+                let v = serde_json::json!({"error": e.kind, "line": e.line, "detail": e.detail});
+                println!("{v}");
+            }
+            eprintln!("tokenflight-sim judge: {e}");
+            Ok(ExitCode::from(2))
+        }
+    }
+}
+
+fn oracle_run(stats: bool) -> Res<ExitCode> {
+    let started = wall_clock();
+    let stdin = std::io::stdin().lock();
+    let out = BufWriter::with_capacity(1 << 20, std::io::stdout().lock());
+    let batch = oracle::run_batch(stdin, out)?;
+    if stats {
+        let wall = wall_clock().saturating_sub(started).as_secs_f64();
+        let scripts = batch.traces + batch.errors;
+        eprintln!(
+            "oracle: {scripts} scripts ({} traces, {} errors, {} inputs) in {wall:.3} s: {:.0} scripts/s",
+            batch.traces,
+            batch.errors,
+            batch.inputs,
+            scripts as f64 / wall.max(1e-9)
+        );
     }
     Ok(ExitCode::SUCCESS)
 }

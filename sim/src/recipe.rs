@@ -241,7 +241,7 @@ impl Algorithm for Recipe {
         self.new_token(w, &login, None);
     }
 
-    fn finish(&mut self, w: &mut World) -> (Vec<Finding>, [u64; 8]) {
+    fn finish(&mut self, w: &mut World) -> (Vec<Finding>, [u64; Rule::ALL.len()]) {
         self.monitor.finish();
         let _ = w;
         let findings = self

@@ -53,15 +53,27 @@ pub struct Stats {
     pub double_refreshes: u64,
     /// Sessions the server revoked because a refresh token was used twice.
     pub reuse_revocations: u64,
-    /// Times a refresh call went out while an earlier one the client had
-    /// given up on (timed out or superseded) was still outstanding.
-    pub overlaps_abandoned: u64,
+    /// Refresh calls that went out while an earlier one was still
+    /// outstanding at the endpoint, whether the client still waited for it,
+    /// had timed it out, or had dropped it.
+    pub overlapping_calls: u64,
+    /// Of those, calls that overlapped one the client had given up for good.
+    pub overlaps_with_dropped: u64,
+    /// Refresher calls the client gave up for good (dropped their future).
+    pub calls_dropped: u64,
+    /// Refresh-token reuses of a rotation the endpoint answered to a call
+    /// the client had given up for good.
+    pub reuses_after_drop: u64,
     /// Sessions revoked by an injected fault.
     pub revocations: u64,
     /// New logins the user had to do.
     pub relogins: u64,
     /// Added latency of completed requests.
     pub latency: LatencyStats,
+    /// Of requests that arrived while faults were injected.
+    pub latency_fault: LatencyStats,
+    /// Of requests that arrived after healing.
+    pub latency_healthy: LatencyStats,
     /// Simulator events handled.
     pub events: u64,
     /// Virtual time simulated, s.
@@ -108,8 +120,20 @@ pub fn table(reports: &[&AlgoReport]) -> String {
             format!("{:.2}", r.stats.refreshes_per_expiry())
         }),
         ("double refreshes", |r| r.stats.double_refreshes.to_string()),
+        ("refresher calls overlapping", |r| {
+            r.stats.overlapping_calls.to_string()
+        }),
+        ("  of them beside a call given up", |r| {
+            r.stats.overlaps_with_dropped.to_string()
+        }),
+        ("refresher calls given up for good", |r| {
+            r.stats.calls_dropped.to_string()
+        }),
         ("refresh-token reuse revocations", |r| {
             r.stats.reuse_revocations.to_string()
+        }),
+        ("  of them after a call given up", |r| {
+            r.stats.reuses_after_drop.to_string()
         }),
         ("forced re-logins", |r| r.stats.relogins.to_string()),
         ("lost (answer swallowed)", |r| r.stats.lost.to_string()),
@@ -119,6 +143,15 @@ pub fn table(reports: &[&AlgoReport]) -> String {
         ("added latency p50", |r| ms(r.stats.latency.p50_ms)),
         ("added latency p99", |r| ms(r.stats.latency.p99_ms)),
         ("added latency max", |r| ms(r.stats.latency.max_ms)),
+        ("added latency p99, faults", |r| {
+            ms(r.stats.latency_fault.p99_ms)
+        }),
+        ("added latency p99, healthy", |r| {
+            ms(r.stats.latency_healthy.p99_ms)
+        }),
+        ("added latency max, healthy", |r| {
+            ms(r.stats.latency_healthy.max_ms)
+        }),
         ("contract violations", |r| r.violation_count().to_string()),
     ];
     let mut cells: Vec<Vec<String>> = vec![];

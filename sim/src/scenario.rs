@@ -61,6 +61,9 @@ pub struct CoreKnobs {
     pub max_refresh_attempts: u32,
     /// [`Config::refresh_timeout`], ms.
     pub refresh_timeout_ms: u64,
+    /// [`Config::refresh_abandon_after`], ms.
+    #[serde(default = "default_abandon_after_ms")]
+    pub refresh_abandon_after_ms: u64,
     /// [`Config::backoff_initial`], ms.
     pub backoff_initial_ms: u64,
     /// [`Config::backoff_max`], ms.
@@ -71,6 +74,18 @@ pub struct CoreKnobs {
     pub expiry_skew_ms: u64,
     /// [`Config::skew_jitter`], ms.
     pub skew_jitter_ms: u64,
+    /// [`Config::safety_margin`], ms (0 in files saved before it existed).
+    #[serde(default = "default_safety_margin_ms")]
+    pub safety_margin_ms: u64,
+}
+
+fn default_abandon_after_ms() -> u64 {
+    Config::default().refresh_abandon_after.as_millis() as u64
+}
+
+/// Scenarios saved before the margin existed ran without one.
+fn default_safety_margin_ms() -> u64 {
+    0
 }
 
 impl CoreKnobs {
@@ -81,11 +96,13 @@ impl CoreKnobs {
         c.max_auth_retries = self.max_auth_retries;
         c.max_refresh_attempts = self.max_refresh_attempts;
         c.refresh_timeout = ms(self.refresh_timeout_ms);
+        c.refresh_abandon_after = ms(self.refresh_abandon_after_ms);
         c.backoff_initial = ms(self.backoff_initial_ms);
         c.backoff_max = ms(self.backoff_max_ms);
         c.cooldown = ms(self.cooldown_ms);
         c.expiry_skew = ms(self.expiry_skew_ms);
         c.skew_jitter = ms(self.skew_jitter_ms);
+        c.safety_margin = ms(self.safety_margin_ms);
         c.seed = seed;
         c
     }
@@ -99,11 +116,13 @@ impl Default for CoreKnobs {
             max_auth_retries: c.max_auth_retries,
             max_refresh_attempts: c.max_refresh_attempts,
             refresh_timeout_ms: c.refresh_timeout.as_millis() as u64,
+            refresh_abandon_after_ms: c.refresh_abandon_after.as_millis() as u64,
             backoff_initial_ms: c.backoff_initial.as_millis() as u64,
             backoff_max_ms: c.backoff_max.as_millis() as u64,
             cooldown_ms: c.cooldown.as_millis() as u64,
             expiry_skew_ms: c.expiry_skew.as_millis() as u64,
             skew_jitter_ms: c.skew_jitter.as_millis() as u64,
+            safety_margin_ms: c.safety_margin.as_millis() as u64,
         }
     }
 }
@@ -171,7 +190,9 @@ impl Scenario {
             ttl_ms: 15_000,
             ttl_jitter_ms: 3_000,
             early_expiry_ms: 1_000,
-            announce_expiry: false,
+            // As an OAuth token endpoint does (`expires_in`): what lets a
+            // client refresh ahead of expiry. The recipe ignores it.
+            announce_expiry: true,
             api_latency: Latency {
                 min_ms: 20.0,
                 tail_ms: 30.0,
@@ -230,16 +251,19 @@ impl Scenario {
             },
         };
         let backoff_initial_ms = r.pick(&[1, 50, 200]);
+        let refresh_timeout_ms = r.pick(&[100, 1_000, 5_000]);
         let core = CoreKnobs {
             max_waiters: r.pick(&[4, 64, 1 << 17]),
             max_auth_retries: r.pick(&[0, 1, 2, 5]),
             max_refresh_attempts: r.pick(&[1, 2, 3, 6]),
-            refresh_timeout_ms: r.pick(&[100, 1_000, 5_000]),
+            refresh_timeout_ms,
+            refresh_abandon_after_ms: refresh_timeout_ms * r.pick(&[1, 3, 20]),
             backoff_initial_ms,
             backoff_max_ms: backoff_initial_ms * r.pick(&[1, 8, 40]),
             cooldown_ms: r.pick(&[0, 500, 5_000]),
             expiry_skew_ms: r.pick(&[0, 100, 5_000]),
             skew_jitter_ms: r.pick(&[0, 50, 1_000]),
+            safety_margin_ms: r.pick(&[0, 20, 100]).min(ttl_ms / 4),
         };
         let lat = |r: &mut Rng, base: f64| Latency {
             min_ms: base * r.pick(&[0.2, 1.0, 3.0]),
@@ -288,7 +312,10 @@ impl Scenario {
     /// with room to spare. The watchdog fails the run past it.
     pub fn watchdog_ms(&self) -> u64 {
         let c = &self.core;
-        let attempt = c.refresh_timeout_ms.min(self.http_timeout_ms) + c.backoff_max_ms;
+        // The next attempt starts once the back-off has ended and the call
+        // is over: answered (by the HTTP timeout at the latest) or given up.
+        let call_over = c.refresh_abandon_after_ms.min(self.http_timeout_ms);
+        let attempt = call_over.max(c.refresh_timeout_ms) + c.backoff_max_ms;
         let round = u64::from(c.max_refresh_attempts) * attempt;
         let sends = u64::from(c.max_auth_retries + 1);
         let call = self.http_timeout_ms;

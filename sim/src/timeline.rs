@@ -87,7 +87,7 @@ impl Timeline {
             return;
         }
         self.seen += 1;
-        if (self.seen - 1) % self.stride != 0 {
+        if !(self.seen - 1).is_multiple_of(self.stride) {
             return;
         }
         self.index.push((id, self.lanes.len()));

@@ -75,6 +75,10 @@ impl Trace {
                 "{pre},\"ev\":\"refresh_abandoned\",\"attempt\":{}}}\n",
                 attempt.0
             )),
+            Event::RefreshDropped { attempt } => self.line(format_args!(
+                "{pre},\"ev\":\"refresh_dropped\",\"attempt\":{}}}\n",
+                attempt.0
+            )),
             Event::NewGeneration {
                 generation,
                 expires_at,

@@ -6,7 +6,7 @@
 use std::collections::BTreeSet;
 
 use serde::Serialize;
-use tokenflight::check::Event;
+use tokenflight::check::{Event, Rule};
 
 use crate::queue::Queue;
 use crate::report::{Finding, LatencyStats, Stats};
@@ -106,8 +106,9 @@ struct Call {
     rt: u64,
     /// The client had seen `rt`'s rotation when it sent this call.
     seen: bool,
-    /// The client stopped waiting for this call's answer.
-    abandoned: bool,
+    /// The client gave the call up for good (dropped its future); the
+    /// endpoint may still be at work on it.
+    dropped: bool,
     fate: Fate,
     result: Option<Refreshed>,
     done: bool,
@@ -129,7 +130,7 @@ pub(crate) trait Algorithm {
     fn relogin(&mut self, w: &mut World, login: Grant);
     /// The run is over: the checker's verdict, as findings and per-rule
     /// counts (in [`tokenflight::check::Rule::ALL`] order).
-    fn finish(&mut self, w: &mut World) -> (Vec<Finding>, [u64; 8]);
+    fn finish(&mut self, w: &mut World) -> (Vec<Finding>, [u64; Rule::ALL.len()]);
 }
 
 /// Options of one run beyond its scenario.
@@ -176,6 +177,10 @@ pub struct World {
     calls: Vec<Call>,
     pub(crate) stats: Stats,
     latencies: Vec<u64>,
+    /// Of those, requests that arrived while faults were injected, and
+    /// after.
+    latencies_fault: Vec<u64>,
+    latencies_healthy: Vec<u64>,
     pub(crate) trace: Option<Trace>,
     pub(crate) timeline: Option<Timeline>,
     fault_end: u64,
@@ -205,6 +210,8 @@ impl World {
             calls: Vec::new(),
             stats: Stats::default(),
             latencies: Vec::with_capacity(sc.requests.min(1 << 24) as usize),
+            latencies_fault: Vec::new(),
+            latencies_healthy: Vec::new(),
             trace: opts.trace.take().map(|out| Trace::new(out, name)),
             timeline: opts.timeline.map(|(a, b)| Timeline::new(a, b, sc.rate)),
             fault_end: sc.fault_ms * MS,
@@ -232,11 +239,14 @@ impl World {
         self.proactive_window = window;
     }
 
-    /// The client stopped waiting for refresh call `call` (it may still be
-    /// processed and answered).
-    pub(crate) fn abandon(&mut self, call: u32) {
+    /// The client gave refresh call `call` up for good: it dropped the
+    /// call's future. The endpoint may still process it (and rotate its
+    /// refresh token), so until its time is up it still counts as
+    /// outstanding at the endpoint.
+    pub(crate) fn drop_call(&mut self, call: u32) {
         if let Some(c) = self.calls.get_mut(call as usize) {
-            c.abandoned = true;
+            c.dropped = true;
+            self.stats.calls_dropped += 1;
         }
     }
 
@@ -349,10 +359,16 @@ impl World {
         }
         r.outcome = Some(outcome);
         let added = r.last_send_at.saturating_sub(r.arrived);
+        let in_faults = r.arrived < self.fault_end;
         match outcome {
             Outcome::Completed => {
                 self.stats.completed += 1;
                 self.latencies.push(added);
+                if in_faults {
+                    self.latencies_fault.push(added);
+                } else {
+                    self.latencies_healthy.push(added);
+                }
             }
             Outcome::Failed => self.stats.failed += 1,
             Outcome::Cancelled => self.stats.cancelled += 1,
@@ -370,14 +386,24 @@ impl World {
         let now = self.now;
         self.stats.refresh_calls += 1;
         // The simulator's own S1, at the server's door: no other call of
-        // this client may be outstanding, unless the client gave up on it.
-        let mut overlapping = 0;
+        // this client may be outstanding, whether the client still waits for
+        // it or timed it out. A call the client dropped (gave up for good)
+        // is over for the client, but the endpoint may still work on it:
+        // such overlaps are counted, as the price of the hard limit, but
+        // break no rule.
+        let (mut overlapping, mut dropped) = (0, 0);
         for c in self.calls.iter().rev().take(64).filter(|c| !c.done) {
-            if c.abandoned {
-                self.stats.overlaps_abandoned += 1;
+            if c.dropped {
+                dropped += 1;
             } else {
                 overlapping += 1;
             }
+        }
+        if overlapping + dropped > 0 {
+            self.stats.overlapping_calls += 1;
+        }
+        if dropped > 0 {
+            self.stats.overlaps_with_dropped += 1;
         }
         if overlapping > 0 {
             self.overlaps += 1;
@@ -420,7 +446,7 @@ impl World {
         self.calls.push(Call {
             rt,
             seen,
-            abandoned: false,
+            dropped: false,
             fate,
             result: None,
             done: false,
@@ -556,6 +582,14 @@ impl World {
                 self.calls[call as usize].result = Some(result);
                 if let Some(reuse) = self.server.reuses.get(reuses).copied() {
                     self.stats.reuse_revocations += 1;
+                    // The rotation this call repeats was answered to a call
+                    // the client had given up for good.
+                    let after_drop = self.calls[..call as usize]
+                        .iter()
+                        .any(|c| c.rt == rt && c.dropped);
+                    if after_drop {
+                        self.stats.reuses_after_drop += 1;
+                    }
                     if reuse.seen {
                         self.seen_reuses += 1;
                         self.finding(
@@ -588,7 +622,11 @@ impl World {
                 let ok = matches!(answer, RefreshAnswer::Granted(_));
                 if ok {
                     let (rt, needless, replacing) = (c.rt, c.needless, c.replacing);
-                    self.server.answer_seen(rt);
+                    // A dropped call's answer reaches no one: the client
+                    // never learns the rotation.
+                    if !c.dropped {
+                        self.server.answer_seen(rt);
+                    }
                     self.stats.refreshes_ok += 1;
                     if !needless && self.replaced.insert(replacing.unwrap_or(u64::MAX)) {
                         self.stats.expiries += 1;
@@ -648,12 +686,11 @@ impl World {
         }
     }
 
-    fn latency_stats(&mut self) -> LatencyStats {
-        let v = &mut self.latencies;
+    fn latency_stats(v: &mut [u64]) -> LatencyStats {
         if v.is_empty() {
             return LatencyStats::default();
         }
-        let q = |v: &mut Vec<u64>, p: f64| {
+        let q = |v: &mut [u64], p: f64| {
             let k = ((v.len() - 1) as f64 * p).round() as usize;
             *v.select_nth_unstable(k).1 as f64 / MS as f64
         };
@@ -695,11 +732,13 @@ pub(crate) fn run<A: Algorithm>(sc: &Scenario, mut algo: A, mut opts: RunOptions
     }
     let (mut findings, counts) = algo.finish(&mut w);
     w.stats.hung = w.reqs.iter().filter(|r| r.outcome.is_none()).count() as u64;
-    w.stats.latency = w.latency_stats();
+    w.stats.latency = World::latency_stats(&mut w.latencies);
+    w.stats.latency_fault = World::latency_stats(&mut w.latencies_fault);
+    w.stats.latency_healthy = World::latency_stats(&mut w.latencies_healthy);
     w.stats.stale_sends = counts[4];
     w.stats.virtual_secs = w.now as f64 / 1e9;
     w.stats.revocations = w.server.revocations;
-    let mut rule_counts: Vec<(String, u64)> = tokenflight::check::Rule::ALL
+    let mut rule_counts: Vec<(String, u64)> = Rule::ALL
         .iter()
         .zip(counts)
         .map(|(r, n)| (format!("{r:?}"), n))

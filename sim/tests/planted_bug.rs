@@ -2,9 +2,45 @@
 //! a rule on some seed, the failure names the seed and a replay command,
 //! and replaying that seed fails the same way.
 
-use tokenflight::{Config, Mutant};
+use std::path::PathBuf;
+
+use tokenflight::{Config, Core, Mutant};
 use tokenflight_sim::swarm::{self, first_failure};
+use tokenflight_sim::{oracle, vectors};
 use tokenflight_sim::{run_tokenflight_with, RunOptions, Scenario, SimCore};
+
+/// Planted bugs no simulated run can reach, and why. The explorer and
+/// proptest catch them (`tests/explore.rs`, `tests/proptest.rs`), and so
+/// do the conformance vectors, which give the core any answer (checked
+/// below).
+const UNREACHABLE: [(Mutant, &str); 1] = [(
+    Mutant::AdoptEveryLateResult,
+    "with one call at a time, only a login while a call is out makes an answer's base \
+     older than the current generation; the simulated user logs in only after the \
+     session was revoked, when every call still out fails",
+)];
+
+#[test]
+fn the_bugs_no_run_can_show_are_caught_by_the_vectors() {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("vectors");
+    let traces: Vec<serde_json::Value> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.to_string_lossy().ends_with(".itf.json"))
+        .map(|p| serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap())
+        .collect();
+    for (m, _) in UNREACHABLE {
+        let caught = traces.iter().any(|t| {
+            let script = vectors::script_of(t).unwrap();
+            let mut buf = String::new();
+            let core = Core::with_mutant(script.config.clone(), m).unwrap();
+            oracle::write_trace_of(core, &script, "", &mut buf);
+            let got: serde_json::Value = serde_json::from_str(&buf).unwrap();
+            got["states"] != t["states"]
+        });
+        assert!(caught, "no vector catches {m:?}");
+    }
+}
 
 const MAX_REQUESTS: u64 = 2_000;
 
@@ -25,6 +61,10 @@ fn caught(m: Mutant, seeds: u64) -> Option<(u64, String, String)> {
 #[test]
 fn every_planted_bug_is_caught_with_a_replayable_seed() {
     for m in Mutant::ALL {
+        if let Some((_, why)) = UNREACHABLE.iter().find(|(u, _)| *u == m) {
+            eprintln!("{m:?}: not reachable by the simulator: {why}");
+            continue;
+        }
         let (seed, rule, replay) =
             caught(m, 200).unwrap_or_else(|| panic!("{m:?} was not caught in 200 seeds"));
         assert!(

@@ -48,12 +48,12 @@ pub enum Event {
         /// The request.
         id: RequestId,
     },
-    /// A refresh attempt started.
+    /// The refresher was called: the call is outstanding at the endpoint.
     RefreshStarted {
         /// The attempt.
         attempt: RefreshId,
     },
-    /// A refresh attempt answered.
+    /// The refresher call's future completed: the call is over.
     RefreshEnded {
         /// The attempt.
         attempt: RefreshId,
@@ -61,8 +61,15 @@ pub enum Event {
         ok: bool,
     },
     /// The system stopped waiting for a refresh attempt (it timed out, or a
-    /// login superseded it); its answer may still arrive.
+    /// login superseded it). The call is still outstanding: its answer may
+    /// still arrive.
     RefreshAbandoned {
+        /// The attempt.
+        attempt: RefreshId,
+    },
+    /// The refresher call's future was dropped before it completed: the
+    /// call is over, without an answer.
+    RefreshDropped {
         /// The attempt.
         attempt: RefreshId,
     },

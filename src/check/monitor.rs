@@ -8,8 +8,9 @@ use std::time::Duration;
 use super::Event;
 use crate::{Config, Generation, Phase, RefreshId, RequestId, Timestamp};
 
-/// The bounds a history is judged against (S4, S7 and the proactive window
-/// that justifies a refresh ahead of expiry under S2).
+/// The bounds a history is judged against (S4, S7, the proactive window
+/// that justifies a refresh ahead of expiry under S2, and the safety margin
+/// before expiry until which nobody may wait under S5b).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Limits {
     /// Requests waiting at once.
@@ -20,6 +21,9 @@ pub struct Limits {
     pub max_refresh_attempts: u32,
     /// How long before its expiry a token may be refreshed.
     pub proactive_window: Duration,
+    /// A token counts as expired this long before its expiry; until then a
+    /// request that waits breaks S5b.
+    pub safety_margin: Duration,
 }
 
 impl Limits {
@@ -29,18 +33,26 @@ impl Limits {
             max_waiters: config.max_waiters,
             max_sends: config.max_sends(),
             max_refresh_attempts: config.max_refresh_attempts,
-            proactive_window: config.expiry_skew.saturating_add(config.skew_jitter),
+            // A refresh ahead is due `expiry_skew` plus jitter before expiry,
+            // but never later than the token stops being usable.
+            proactive_window: config
+                .expiry_skew
+                .saturating_add(config.skew_jitter)
+                .max(config.safety_margin),
+            safety_margin: config.safety_margin,
         }
     }
 
     /// No bounds at all: for judging a system that promises none (the
-    /// recipe) on S1–S6 and L1 alone.
+    /// recipe) on S1–S6 and L1 alone. S5b then counts a token as usable
+    /// until its stated expiry.
     pub fn unbounded() -> Self {
         Limits {
             max_waiters: usize::MAX,
             max_sends: u32::MAX,
             max_refresh_attempts: u32::MAX,
             proactive_window: Duration::ZERO,
+            safety_margin: Duration::ZERO,
         }
     }
 }
@@ -48,7 +60,7 @@ impl Limits {
 /// A guarantee of the contract (see `proofs.md`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Rule {
-    /// At most one refresh attempt in flight.
+    /// At most one refresher call outstanding at the endpoint.
     S1,
     /// One refresh per expiry, and only for the current generation.
     S2,
@@ -58,6 +70,8 @@ pub enum Rule {
     S4,
     /// No send with a token known to be bad.
     S5,
+    /// No wait while the current token is usable.
+    S5b,
     /// Failure reaches every waiter in the same step.
     S6,
     /// Bounded waiters and refresh attempts.
@@ -68,12 +82,13 @@ pub enum Rule {
 
 impl Rule {
     /// Every rule, in order.
-    pub const ALL: [Rule; 8] = [
+    pub const ALL: [Rule; 9] = [
         Rule::S1,
         Rule::S2,
         Rule::S3,
         Rule::S4,
         Rule::S5,
+        Rule::S5b,
         Rule::S6,
         Rule::S7,
         Rule::L1,
@@ -87,6 +102,7 @@ impl Rule {
             Rule::S3 => "no lost request",
             Rule::S4 => "no duplicate",
             Rule::S5 => "no known-stale send",
+            Rule::S5b => "no needless wait",
             Rule::S6 => "failure reaches everyone",
             Rule::S7 => "bounded",
             Rule::L1 => "nothing waits forever",
@@ -127,8 +143,10 @@ struct Request {
 /// Judges a history against S1–S7 and L1, one event at a time.
 ///
 /// It keeps its own books: which requests are live, which are waiting, which
-/// generation is current and whether it is known bad, which refresh attempt
-/// is in flight and for which generation each was started. It never looks at
+/// generation is current and whether it is known bad, which refresher call
+/// is outstanding (from `RefreshStarted` until `RefreshEnded` or
+/// `RefreshDropped`; a `RefreshAbandoned` call still counts) and for which
+/// generation each was started. It never looks at
 /// the system it judges. Request ids must not be reused within a history.
 ///
 /// # Examples
@@ -156,9 +174,10 @@ pub struct Monitor {
     waiting: usize,
     /// The generation each attempt was started for.
     attempts: BTreeMap<RefreshId, Generation>,
-    in_flight: Option<RefreshId>,
+    /// The refresher call outstanding at the endpoint (S1).
+    outstanding: Option<RefreshId>,
     round_attempts: u32,
-    counts: [u64; 8],
+    counts: [u64; Rule::ALL.len()],
     first: Vec<Violation>,
 }
 
@@ -177,9 +196,9 @@ impl Monitor {
             live: BTreeMap::new(),
             waiting: 0,
             attempts: BTreeMap::new(),
-            in_flight: None,
+            outstanding: None,
             round_attempts: 0,
-            counts: [0; 8],
+            counts: [0; Rule::ALL.len()],
             first: Vec::new(),
         }
     }
@@ -220,6 +239,10 @@ impl Monitor {
                 }
                 r.waiting = true;
                 self.waiting += 1;
+                if self.current_usable() {
+                    let g = self.current;
+                    self.flag(Rule::S5b, format!("{id} waits while {g} is usable"));
+                }
                 if self.waiting > self.limits.max_waiters {
                     let n = self.waiting;
                     self.flag(Rule::S7, format!("{n} requests waiting"));
@@ -240,11 +263,14 @@ impl Monitor {
                 self.end(id, "cancelled");
             }
             Event::RefreshStarted { attempt } => self.refresh_started(attempt),
-            Event::RefreshEnded { attempt, .. } | Event::RefreshAbandoned { attempt } => {
-                if self.in_flight == Some(attempt) {
-                    self.in_flight = None;
+            Event::RefreshEnded { attempt, .. } | Event::RefreshDropped { attempt } => {
+                if self.outstanding == Some(attempt) {
+                    self.outstanding = None;
                 }
             }
+            // The system stopped waiting, but the endpoint still works on the
+            // call: it stays outstanding.
+            Event::RefreshAbandoned { .. } => {}
             Event::NewGeneration {
                 generation,
                 expires_at,
@@ -413,11 +439,21 @@ impl Monitor {
         }
     }
 
+    /// Not rejected, and before its expiry minus the safety margin (S5b).
+    fn current_usable(&self) -> bool {
+        let margin = self.limits.safety_margin;
+        self.current != Generation::NONE
+            && !self.current_bad
+            && self
+                .current_expires_at
+                .is_none_or(|e| self.now < e.saturating_sub(margin))
+    }
+
     fn refresh_started(&mut self, attempt: RefreshId) {
-        if let Some(other) = self.in_flight {
+        if let Some(other) = self.outstanding {
             self.flag(
                 Rule::S1,
-                format!("{attempt} started while {other} is in flight"),
+                format!("{attempt} started while {other} is outstanding"),
             );
         }
         let due = self.current == Generation::NONE
@@ -440,7 +476,7 @@ impl Monitor {
         if self.attempts.insert(attempt, self.current).is_some() {
             self.flag(Rule::S1, format!("{attempt} started twice"));
         }
-        self.in_flight = Some(attempt);
+        self.outstanding = Some(attempt);
     }
 
     fn new_generation(
@@ -618,17 +654,109 @@ mod tests {
     }
 
     #[test]
+    fn a_call_counts_until_it_ends_or_is_dropped_not_when_abandoned() {
+        let mut m = Monitor::new(Limits::unbounded());
+        let started = |m: &mut Monitor, a| {
+            m.observe(
+                t(0),
+                Event::RefreshStarted {
+                    attempt: RefreshId(a),
+                },
+            )
+        };
+        started(&mut m, 1);
+        m.observe(
+            t(1),
+            Event::RefreshAbandoned {
+                attempt: RefreshId(1),
+            },
+        );
+        started(&mut m, 2);
+        assert_eq!(
+            rules(&m),
+            [Rule::S1],
+            "a soft timeout does not end the call"
+        );
+        let mut m = Monitor::new(Limits::unbounded());
+        started(&mut m, 1);
+        m.observe(
+            t(1),
+            Event::RefreshAbandoned {
+                attempt: RefreshId(1),
+            },
+        );
+        m.observe(
+            t(2),
+            Event::RefreshDropped {
+                attempt: RefreshId(1),
+            },
+        );
+        started(&mut m, 2);
+        m.observe(
+            t(3),
+            Event::RefreshEnded {
+                attempt: RefreshId(2),
+                ok: false,
+            },
+        );
+        started(&mut m, 3);
+        assert_eq!(rules(&m), [], "dropped and answered calls are over");
+    }
+
+    #[test]
+    fn a_wait_while_the_token_is_usable_breaks_s5b() {
+        let mut limits = Limits::unbounded();
+        limits.safety_margin = Duration::from_millis(5);
+        let mut m = Monitor::new(limits);
+        let wait = |m: &mut Monitor, at, id| {
+            let id = RequestId(id);
+            m.observe(t(at), Event::Arrived { id });
+            m.observe(t(at), Event::Waiting { id });
+        };
+        wait(&mut m, 0, 1);
+        assert_eq!(rules(&m), [], "no token yet");
+        m.observe(
+            t(0),
+            Event::NewGeneration {
+                generation: Generation(1),
+                expires_at: Some(t(100)),
+                from: None,
+            },
+        );
+        wait(&mut m, 94, 2);
+        assert_eq!(rules(&m), [Rule::S5b], "usable until 95");
+        wait(&mut m, 95, 3);
+        assert_eq!(m.count(Rule::S5b), 1, "within the margin it may wait");
+        m.observe(
+            t(96),
+            Event::NewGeneration {
+                generation: Generation(2),
+                expires_at: None,
+                from: None,
+            },
+        );
+        m.observe(
+            t(96),
+            Event::Invalidated {
+                generation: Generation(2),
+            },
+        );
+        wait(&mut m, 96, 4);
+        assert_eq!(m.count(Rule::S5b), 1, "a bad token may be waited out");
+    }
+
+    #[test]
     fn double_outcomes_and_budgets_break_s4_and_s7() {
         let mut limits = Limits::unbounded();
         limits.max_sends = 1;
         limits.max_waiters = 1;
         let mut m = Monitor::new(limits);
-        refreshed(&mut m, 1, 1);
         let (a, b) = (RequestId(1), RequestId(2));
         for id in [a, b] {
             m.observe(t(0), Event::Arrived { id });
             m.observe(t(0), Event::Waiting { id });
         }
+        refreshed(&mut m, 1, 1);
         m.observe(
             t(0),
             Event::Sent {

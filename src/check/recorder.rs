@@ -261,6 +261,7 @@ impl<T, E> Recorder<T, E> {
         while let Some(action) = self.core.poll_action() {
             let event = match &action {
                 Action::StartRefresh { attempt } => Event::RefreshStarted { attempt: *attempt },
+                Action::AbandonRefresh { attempt } => Event::RefreshDropped { attempt: *attempt },
                 Action::Resume { id, lease } => Event::Sent {
                     id: *id,
                     generation: lease.generation(),

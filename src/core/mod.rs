@@ -5,13 +5,13 @@ mod mutant;
 mod state;
 mod stats;
 
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
 pub use mutant::Mutant;
-use state::{Current, Round, State, Step};
+use state::{Call, Current, Round, State, Step};
 pub use stats::Stats;
 use stats::Uncompared;
 
@@ -44,6 +44,14 @@ pub enum Action<T, E> {
         /// Names the attempt in `handle_refreshed`.
         attempt: RefreshId,
     },
+    /// Give up the refresher call `attempt` for good: drop its future now.
+    /// It has not answered within `refresh_abandon_after`; once dropped the
+    /// call is over and the next attempt may start. An answer that still
+    /// comes for it is ignored.
+    AbandonRefresh {
+        /// The call to drop.
+        attempt: RefreshId,
+    },
     /// A waiting request may be sent now with this lease.
     Resume {
         /// The waiting request.
@@ -65,10 +73,13 @@ pub enum Action<T, E> {
 pub enum Phase {
     /// No refresh under way; no request waits.
     Idle,
-    /// A refresh attempt is in flight or backing off; requests wait for it.
+    /// A refresh round runs: an attempt is in flight, backing off, or
+    /// queued behind an earlier call. Requests that find a usable token are
+    /// sent with it (a refresh ahead of expiry); the others wait for it.
     Refreshing,
-    /// Refreshing gave up; new requests fail fast (until the cool-down ends,
-    /// or until a new login after a permanent failure). No request waits.
+    /// Refreshing gave up. Requests that find a usable token are still sent
+    /// with it; the others fail fast (until the cool-down ends, or until a
+    /// new login after a permanent failure). No request waits.
     Failed,
 }
 
@@ -80,7 +91,8 @@ pub struct Snapshot<T> {
     /// The token, as a first send.
     pub lease: Lease<T>,
     /// From this time on the fast path must ask the core instead: the token
-    /// expires, or is due for a refresh ahead of its expiry.
+    /// stops being usable (its expiry minus the safety margin), or is due for
+    /// a refresh ahead of its expiry, or a failed refresh may be retried.
     pub valid_until: Timestamp,
 }
 
@@ -103,10 +115,12 @@ pub struct Snapshot<T> {
 ///    needs no report: the core keeps no record of requests in flight, only
 ///    of waiters.
 /// 3. A waiter that gives up is removed with [`handle_cancel`](Core::handle_cancel).
-/// 4. After every input drain [`poll_action`](Core::poll_action): run
-///    [`Action::StartRefresh`] (report with
-///    [`handle_refreshed`](Core::handle_refreshed)), deliver
-///    [`Action::Resume`] and [`Action::Fail`] to their waiters.
+/// 4. After every input drain [`poll_action`](Core::poll_action) and carry
+///    each action out at once: [`Action::StartRefresh`] calls the refresher
+///    now (report with [`handle_refreshed`](Core::handle_refreshed), even
+///    after its attempt timed out), [`Action::AbandonRefresh`] drops that
+///    call's future, [`Action::Resume`] and [`Action::Fail`] go to their
+///    waiters.
 /// 5. Call [`handle_timeout`](Core::handle_timeout) once the time given by
 ///    [`poll_timeout`](Core::poll_timeout) is reached. Spurious or early
 ///    calls simply do nothing.
@@ -151,11 +165,11 @@ pub struct Core<T, E> {
     state: State<E>,
     /// The last attempt id issued (0: none yet).
     last_attempt: RefreshId,
-    /// Timed-out attempts for the current generation whose late answer may
-    /// still be adopted. Cleared when the generation changes, which is what
-    /// makes a second new generation from one base impossible (S2); capped
-    /// at `max_refresh_attempts` entries (S7).
-    abandoned: BTreeSet<RefreshId>,
+    /// The refresher call outstanding at the endpoint, from `StartRefresh`
+    /// until its answer or `AbandonRefresh`; it outlives its attempt's soft
+    /// timeout and even its round. S1 by construction: an `Option`, and
+    /// `start_attempt` runs only while it is `None`.
+    call: Option<Call>,
     actions: VecDeque<Action<T, E>>,
     jitter: Jitter,
     mutant: Option<Mutant>,
@@ -178,7 +192,7 @@ impl<T, E> Core<T, E> {
             generation: Generation::NONE,
             state: State::Idle,
             last_attempt: RefreshId(0),
-            abandoned: BTreeSet::new(),
+            call: None,
             actions: VecDeque::new(),
             mutant: None,
             stats: Uncompared::default(),
@@ -268,21 +282,24 @@ impl<T, E> Core<T, E> {
         removed
     }
 
-    /// The refresher answered attempt `attempt`.
+    /// The refresher answered attempt `attempt`; the call is over.
     ///
     /// The answer of the attempt in flight is used: a token is adopted as the
     /// next generation and every waiter resumed; a transient error backs off
     /// and retries, up to `max_refresh_attempts`; a permanent error fails
     /// every waiter and keeps the core `Failed` until
     /// [`handle_set_token`](Core::handle_set_token). A token that has already
-    /// expired counts as a transient failure.
+    /// expired, or would within the safety margin, counts as a transient
+    /// failure.
     ///
-    /// A late success of an attempt that timed out is adopted if no newer
-    /// generation exists yet (with rotating refresh tokens it carries the
+    /// A late answer (the outstanding call answering after its soft timeout)
+    /// ends the call, so a round queued behind it starts its next attempt at
+    /// once. A late success is adopted if it was asked for the generation
+    /// that is still current (with rotating refresh tokens it carries the
     /// only valid refresh token, so dropping it would force a new login), and
     /// if refreshing did not fail permanently since. Every other answer (an
-    /// unknown attempt, a repeated answer, a late error, a late success for a
-    /// generation already refreshed) is ignored.
+    /// unknown attempt, a repeated answer, an abandoned call's answer) is
+    /// ignored.
     pub fn handle_refreshed(
         &mut self,
         now: Timestamp,
@@ -290,9 +307,19 @@ impl<T, E> Core<T, E> {
         result: Result<Fresh<T>, RefreshError<E>>,
     ) {
         let now = self.advance(now);
+        let call = self.call.filter(|c| c.attempt == attempt);
+        let replayed = self.is(Mutant::AdoptEveryLateResult)
+            && attempt != RefreshId(0)
+            && attempt <= self.last_attempt;
+        if call.is_none() && !replayed {
+            return;
+        }
+        if call.is_some() {
+            self.call = None;
+        }
         if self.in_flight() == Some(attempt) {
             match result {
-                Ok(fresh) if expired(&fresh, now) => {
+                Ok(fresh) if self.arrives_expired(&fresh, now) => {
                     self.attempt_failed(now, RefreshFailure::ExpiredOnArrival)
                 }
                 Ok(fresh) => self.adopt(now, fresh),
@@ -306,45 +333,60 @@ impl<T, E> Core<T, E> {
             }
             return;
         }
-        let late = if self.is(Mutant::AdoptEveryLateResult) {
-            attempt <= self.last_attempt
-        } else {
-            self.abandoned.remove(&attempt)
-        };
+        // Only an answer asked for the current generation may make the next
+        // one: an older base was already refreshed or replaced by a login (S2).
+        let for_current = call.is_some_and(|c| c.base == self.generation) || replayed;
         let revoked = matches!(self.state, State::Failed { retry_at: None, .. });
-        if let (true, false, Ok(fresh)) = (late, revoked, result) {
-            if !expired(&fresh, now) {
+        match result {
+            Ok(fresh) if for_current && !revoked && !self.arrives_expired(&fresh, now) => {
                 self.stats.0.late_results_adopted += 1;
                 self.adopt(now, fresh);
+            }
+            _ => {
+                if let State::Refreshing(Round {
+                    step: Step::Queued, ..
+                }) = self.state
+                {
+                    self.start_attempt(now);
+                }
             }
         }
     }
 
-    /// Timers: a refresh attempt that has not answered by its deadline counts
-    /// as failed; a back-off that has ended starts the next attempt. Calls
-    /// before [`poll_timeout`](Core::poll_timeout)'s time do nothing.
+    /// Timers: a call that has not answered by its hard limit is abandoned
+    /// ([`Action::AbandonRefresh`]); an attempt that has not answered by its
+    /// soft deadline counts as failed, its call still outstanding; a back-off
+    /// that has ended starts the next attempt, or queues it behind the
+    /// outstanding call. Calls before [`poll_timeout`](Core::poll_timeout)'s
+    /// time do nothing.
     pub fn handle_timeout(&mut self, now: Timestamp) {
         let now = self.advance(now);
+        if let Some(call) = self.call.filter(|c| now >= c.abandon_at) {
+            self.call = None;
+            self.stats.0.calls_abandoned += 1;
+            self.actions.push_back(Action::AbandonRefresh {
+                attempt: call.attempt,
+            });
+        }
         let State::Refreshing(round) = &self.state else {
             return;
         };
         match round.step {
-            Step::InFlight { attempt, deadline } if now >= deadline => {
+            Step::InFlight { deadline, .. } if now >= deadline => {
                 self.stats.0.attempts_timed_out += 1;
-                self.abandoned.insert(attempt);
-                if self.abandoned.len() > self.config.max_refresh_attempts as usize {
-                    self.abandoned.pop_first();
-                }
                 self.attempt_failed(now, RefreshFailure::TimedOut);
             }
-            Step::BackingOff { retry_at } if now >= retry_at => self.start_attempt(now),
+            Step::BackingOff { retry_at } if now >= retry_at => self.next_attempt(now),
+            Step::Queued if self.call.is_none() => self.start_attempt(now),
             _ => {}
         }
     }
 
     /// A token obtained elsewhere (a new login): it becomes the next
     /// generation at once, ends a `Failed` state, supersedes any refresh
-    /// under way (its answer will be ignored) and resumes every waiter. An
+    /// under way and resumes every waiter. A call still outstanding stays
+    /// so until it answers (its answer, for an older generation, is then
+    /// ignored) or is abandoned. An
     /// already expired token is installed but known bad, so the waiters wait
     /// for a refresh instead.
     pub fn handle_set_token(&mut self, now: Timestamp, fresh: Fresh<T>) {
@@ -378,13 +420,19 @@ impl<T, E> Core<T, E> {
     /// When [`handle_timeout`](Core::handle_timeout) must be called next, if
     /// at all.
     pub fn poll_timeout(&self) -> Option<Timestamp> {
-        match &self.state {
+        let round = match &self.state {
             State::Refreshing(round) => match round.step {
                 Step::InFlight { deadline, .. } => Some(deadline),
                 Step::BackingOff { .. } if self.is(Mutant::ForgetBackoffTimer) => None,
                 Step::BackingOff { retry_at } => Some(retry_at),
+                Step::Queued => None,
             },
             State::Idle | State::Failed { .. } => None,
+        };
+        let abandon = self.call.map(|c| c.abandon_at);
+        match (round, abandon) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
         }
     }
 
@@ -402,7 +450,8 @@ impl<T, E> Core<T, E> {
         self.generation
     }
 
-    /// The refresh attempt in flight, if any.
+    /// The refresh attempt whose answer the round awaits, until its soft
+    /// timeout, if any.
     pub fn in_flight(&self) -> Option<RefreshId> {
         match &self.state {
             State::Refreshing(Round {
@@ -413,13 +462,12 @@ impl<T, E> Core<T, E> {
         }
     }
 
-    /// Whether a late answer of `attempt` may still be adopted: it timed out
-    /// for the current generation (and was not evicted from the capped set
-    /// of such attempts), and refreshing has not failed permanently since.
+    /// The refresher call outstanding at the endpoint, if any: from its
+    /// [`Action::StartRefresh`] until its answer is reported or it is
+    /// given up with [`Action::AbandonRefresh`]. It outlives its attempt's
+    /// soft timeout; there is never more than one (S1).
     ///
-    /// A front-end keeps a timed-out attempt's refresh alive while this
-    /// holds, and drops it once it no longer does: with rotating refresh
-    /// tokens a late answer may carry the only valid refresh token.
+    /// A front-end keeps this call's future alive, and no other.
     ///
     /// # Examples
     ///
@@ -429,13 +477,12 @@ impl<T, E> Core<T, E> {
     /// let mut core: Core<&str, ()> = Core::new(Config::default()).unwrap();
     /// let _ = core.handle_acquire(Timestamp::ZERO, RequestId(1));
     /// let Some(Action::StartRefresh { attempt }) = core.poll_action() else { panic!() };
-    /// assert!(!core.awaits_late_answer(attempt), "in flight, not late");
     /// core.handle_timeout(core.poll_timeout().unwrap());
-    /// assert!(core.awaits_late_answer(attempt));
+    /// assert_eq!(core.in_flight(), None, "timed out");
+    /// assert_eq!(core.outstanding_call(), Some(attempt), "still at the endpoint");
     /// ```
-    pub fn awaits_late_answer(&self, attempt: RefreshId) -> bool {
-        let revoked = matches!(self.state, State::Failed { retry_at: None, .. });
-        !revoked && self.abandoned.contains(&attempt)
+    pub fn outstanding_call(&self) -> Option<RefreshId> {
+        self.call.map(|c| c.attempt)
     }
 
     /// How many requests wait for a refresh.
@@ -461,17 +508,25 @@ impl<T, E> Core<T, E> {
         self.now
     }
 
-    /// What a fast path may hand out without asking the core: present only
-    /// while the core is `Idle` with a token that is neither known bad nor
-    /// due for a refresh at the latest time seen.
+    /// What a fast path may hand out without asking the core: present in
+    /// any phase while the token is usable at the latest time seen (and not
+    /// due for a refresh ahead of expiry, nor for a retry after a failed
+    /// one: the next request must ask the core, which starts it).
     pub fn snapshot(&self) -> Option<Snapshot<T>> {
-        if !matches!(self.state, State::Idle) {
-            return None;
-        }
         let current = self.token.as_ref().filter(|c| c.usable(self.now))?;
-        Some(Snapshot {
+        let usable_until = current.usable_until();
+        let valid_until = match &self.state {
+            State::Idle => current
+                .refresh_at
+                .map_or(usable_until, |r| r.min(usable_until)),
+            State::Failed {
+                retry_at: Some(at), ..
+            } => usable_until.min(*at),
+            State::Refreshing(_) | State::Failed { .. } => usable_until,
+        };
+        (self.now < valid_until).then(|| Snapshot {
             lease: Lease::new(Arc::clone(&current.token), self.generation, 1),
-            valid_until: current.valid_until(),
+            valid_until,
         })
     }
 
@@ -480,33 +535,60 @@ impl<T, E> Core<T, E> {
         self.now
     }
 
-    /// Decides the next step of a request that has been sent `sends` times.
+    /// Decides the next step of a request that has been sent `sends` times:
+    /// in every phase, a usable token is sent at once (S5b), and the first
+    /// request past its `refresh_at` (or past a failed round's retry time)
+    /// also starts a round in the background; the others wait, or fail fast
+    /// while `Failed`.
     fn route(&mut self, now: Timestamp, id: RequestId, sends: u32) -> Next<T, E> {
+        let park_anyway =
+            self.is(Mutant::ParkWhileUsable) && matches!(self.state, State::Refreshing(_));
+        if let Some(lease) = self.usable_lease(now, sends.saturating_add(1)) {
+            if !park_anyway {
+                if self.due_ahead(now) {
+                    self.start_round(now, BTreeMap::new());
+                }
+                return Next::Send(lease);
+            }
+        }
         let limit = if self.is(Mutant::IgnoreMaxWaiters) {
             usize::MAX
         } else {
             self.config.max_waiters
         };
-        if let State::Refreshing(round) = &mut self.state {
-            let next = park(round, id, sends, limit);
-            let stats = &mut self.stats.0;
-            match next {
-                Next::Wait => stats.joins += 1,
-                Next::Fail(Error::Overloaded) => stats.overloaded += 1,
-                _ => {}
+        match &mut self.state {
+            State::Refreshing(round) => {
+                let next = park(round, id, sends, limit);
+                let stats = &mut self.stats.0;
+                match next {
+                    Next::Wait => stats.joins += 1,
+                    Next::Fail(Error::Overloaded) => stats.overloaded += 1,
+                    _ => {}
+                }
+                next
             }
-            return next;
-        }
-        if let State::Failed { error, retry_at } = &self.state {
-            if retry_at.is_none_or(|at| now < at) {
+            State::Failed { error, retry_at } if retry_at.is_none_or(|at| now < at) => {
                 self.stats.0.fast_failures += 1;
-                return Next::Fail(error.clone());
+                Next::Fail(error.clone())
             }
-        } else if let Some(lease) = self.usable_lease(now, sends.saturating_add(1)) {
-            return Next::Send(lease);
+            State::Idle | State::Failed { .. } => {
+                self.start_round(now, BTreeMap::from([(id, sends)]));
+                Next::Wait
+            }
         }
-        self.start_round(now, BTreeMap::from([(id, sends)]));
-        Next::Wait
+    }
+
+    /// Whether a round ahead of expiry is due: `Idle` past the token's
+    /// `refresh_at`, or `Failed` transiently past `retry_at`. The trigger is
+    /// a request, never a timer: an idle client does not refresh.
+    fn due_ahead(&self, now: Timestamp) -> bool {
+        match &self.state {
+            State::Idle => self.token.as_ref().is_some_and(|c| c.due(now)),
+            State::Failed {
+                retry_at: Some(at), ..
+            } => now >= *at,
+            State::Refreshing(_) | State::Failed { .. } => false,
+        }
     }
 
     fn usable_lease(&self, now: Timestamp, send: u32) -> Option<Lease<T>> {
@@ -520,15 +602,33 @@ impl<T, E> Core<T, E> {
         self.state = State::Refreshing(Round {
             waiters,
             failures: 0,
-            step: Step::BackingOff { retry_at: now },
+            step: Step::Queued,
         });
+        self.next_attempt(now);
+    }
+
+    /// Starts the round's next attempt, or queues it while an earlier call
+    /// is still outstanding (S1).
+    fn next_attempt(&mut self, now: Timestamp) {
+        if self.call.is_some() && !self.is(Mutant::StartBesideOutstandingCall) {
+            if let State::Refreshing(round) = &mut self.state {
+                round.step = Step::Queued;
+            }
+            return;
+        }
         self.start_attempt(now);
     }
 
+    /// Calls the refresher: the new call is the outstanding one.
     fn start_attempt(&mut self, now: Timestamp) {
         self.last_attempt = self.last_attempt.next();
         self.stats.0.refreshes_started += 1;
         let attempt = self.last_attempt;
+        self.call = Some(Call {
+            attempt,
+            base: self.generation,
+            abandon_at: now + self.config.refresh_abandon_after,
+        });
         if let State::Refreshing(round) = &mut self.state {
             round.step = Step::InFlight {
                 attempt,
@@ -551,19 +651,16 @@ impl<T, E> Core<T, E> {
             };
             return;
         }
-        // A transient failure does not discard a token that is still good:
-        // the waiters get it, and it is used until it expires or is rejected.
-        if let Some(current) = self.token.as_mut().filter(|c| c.fresh_at(now)) {
-            current.refresh_at = None;
-            self.settle(now);
-            return;
-        }
+        // A round ahead of expiry has no waiters to fail: requests keep
+        // getting the usable token, and the first after `retry_at` tries
+        // again in the background.
         let retry_at = now + self.jitter.equal(self.config.cooldown);
         self.stats.0.rounds_given_up += 1;
         self.give_up(Error::RefreshUnavailable(failure), Some(retry_at));
     }
 
-    /// Enters `Failed`, failing every waiter in the same step (S6).
+    /// Enters `Failed`, failing every waiter in the same step (S6). A call
+    /// still outstanding stays so.
     fn give_up(&mut self, error: Error<E>, retry_at: Option<Timestamp>) {
         let previous = std::mem::replace(
             &mut self.state,
@@ -583,6 +680,14 @@ impl<T, E> Core<T, E> {
         }
     }
 
+    /// Whether `fresh` is no longer usable when it arrives: expired, or
+    /// within the safety margin of its expiry.
+    fn arrives_expired(&self, fresh: &Fresh<T>, now: Timestamp) -> bool {
+        fresh
+            .expires_at()
+            .is_some_and(|e| e.saturating_sub(self.config.safety_margin) <= now)
+    }
+
     fn adopt(&mut self, now: Timestamp, fresh: Fresh<T>) {
         self.stats.0.tokens_adopted += 1;
         self.install(now, fresh);
@@ -593,19 +698,22 @@ impl<T, E> Core<T, E> {
     fn install(&mut self, now: Timestamp, fresh: Fresh<T>) {
         let (token, expires_at) = fresh.into_parts();
         self.generation = self.generation.next();
-        self.abandoned.clear();
+        let usable_until = expires_at.map(|e| e.saturating_sub(self.config.safety_margin));
         let refresh_at = expires_at.map(|e| {
             // Refresh `skew` (plus jitter) ahead of expiry, but never in the
             // first half of the token's life: a refresher that keeps handing
             // out nearly expired tokens then costs at most two refreshes per
-            // token lifetime, not a storm.
+            // token lifetime, not a storm. And never later than the token is
+            // usable, so the refresh runs while requests still go out.
             let skew = self.config.expiry_skew + self.jitter.up_to(self.config.skew_jitter);
             let life = e.saturating_since(now);
-            e.saturating_sub(skew).max(now + (life - life / 2))
+            let ahead = e.saturating_sub(skew).max(now + (life - life / 2));
+            usable_until.map_or(ahead, |u| ahead.min(u))
         });
         self.token = Some(Current {
             token: Arc::new(token),
             expires_at,
+            usable_until,
             refresh_at,
             rejected: false,
         });
@@ -618,7 +726,7 @@ impl<T, E> Core<T, E> {
             State::Refreshing(round) => round.waiters,
             State::Idle | State::Failed { .. } => BTreeMap::new(),
         };
-        let usable = self.token.as_ref().is_some_and(|c| c.fresh_at(now));
+        let usable = self.token.as_ref().is_some_and(|c| c.usable(now));
         if !usable {
             if !waiters.is_empty() {
                 self.start_round(now, waiters);
@@ -646,10 +754,6 @@ fn park<T, E>(round: &mut Round, id: RequestId, sends: u32, limit: usize) -> Nex
     Next::Wait
 }
 
-fn expired<T>(fresh: &Fresh<T>, now: Timestamp) -> bool {
-    fresh.expires_at().is_some_and(|e| e <= now)
-}
-
 impl<T, E> fmt::Debug for Core<T, E> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Core")
@@ -658,6 +762,7 @@ impl<T, E> fmt::Debug for Core<T, E> {
             .field("now", &self.now)
             .field("waiters", &self.waiters())
             .field("in_flight", &self.in_flight())
+            .field("outstanding_call", &self.outstanding_call())
             .field("pending_actions", &self.actions.len())
             .finish_non_exhaustive()
     }

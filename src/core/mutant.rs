@@ -29,11 +29,17 @@ pub enum Mutant {
     IgnoreMaxWaiters,
     /// L1: the back-off timer is never reported, so a round stalls.
     ForgetBackoffTimer,
+    /// S1: after a soft timeout the next attempt starts while the timed-out
+    /// call is still outstanding at the endpoint.
+    StartBesideOutstandingCall,
+    /// S5b: a request that finds a usable token during a refresh ahead of
+    /// expiry waits for the refresh instead of being sent.
+    ParkWhileUsable,
 }
 
 impl Mutant {
     /// Every planted bug, for tests that must catch them all.
-    pub const ALL: [Mutant; 9] = [
+    pub const ALL: [Mutant; 11] = [
         Mutant::RefreshBesideInFlight,
         Mutant::RefreshOnStaleRejection,
         Mutant::AdoptEveryLateResult,
@@ -43,5 +49,7 @@ impl Mutant {
         Mutant::KeepWaitersOnFailure,
         Mutant::IgnoreMaxWaiters,
         Mutant::ForgetBackoffTimer,
+        Mutant::StartBesideOutstandingCall,
+        Mutant::ParkWhileUsable,
     ];
 }

@@ -1,18 +1,19 @@
 //! The core's state, shaped so that illegal states do not compile: only a
 //! round of refreshing has waiters, so "no waiter remains once the core is
-//! `Idle` or `Failed`" (S3) holds by construction.
+//! `Idle` or `Failed`" (S3) holds by construction, and the refresher call
+//! outstanding is one `Option`, so there is never a second (S1).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use crate::{Error, RefreshId, RequestId, Timestamp};
+use crate::{Error, Generation, RefreshId, RequestId, Timestamp};
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub(super) enum State<E> {
     Idle,
     Refreshing(Round),
     Failed {
-        /// What every request gets while failed.
+        /// What every request that finds no usable token gets while failed.
         error: Error<E>,
         /// When the next request may start a new round; `None` after a
         /// permanent failure: only a new login ends it.
@@ -24,7 +25,8 @@ pub(super) enum State<E> {
 /// refreshing gives up.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub(super) struct Round {
-    /// Waiting requests and how often each has been sent.
+    /// Waiting requests and how often each has been sent. Empty for a
+    /// round ahead of expiry: while the token is usable nobody waits (S5b).
     pub(super) waiters: BTreeMap<RequestId, u32>,
     /// Failed attempts so far; below `max_refresh_attempts` (S7).
     pub(super) failures: u32,
@@ -33,13 +35,29 @@ pub(super) struct Round {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub(super) enum Step {
-    /// One attempt is out (S1: there is never a second).
+    /// The round's attempt is out and its answer awaited until `deadline`
+    /// (the soft timeout). It is the outstanding call.
     InFlight {
         attempt: RefreshId,
         deadline: Timestamp,
     },
     /// Between two attempts of a round.
     BackingOff { retry_at: Timestamp },
+    /// The next attempt is due, but an earlier call is still outstanding:
+    /// it starts once that call answers or is abandoned (S1).
+    Queued,
+}
+
+/// The one refresher call outstanding at the endpoint: from
+/// `StartRefresh` until its answer arrives or it is abandoned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(super) struct Call {
+    pub(super) attempt: RefreshId,
+    /// The generation current when it started: only an answer for the
+    /// still current generation may become the next one (S2).
+    pub(super) base: Generation,
+    /// When it is given up for good (`refresh_abandon_after`).
+    pub(super) abandon_at: Timestamp,
 }
 
 /// The current token and what is known about it.
@@ -47,7 +65,10 @@ pub(super) enum Step {
 pub(super) struct Current<T> {
     pub(super) token: Arc<T>,
     pub(super) expires_at: Option<Timestamp>,
-    /// When to refresh ahead of expiry; `None`: not ahead of time.
+    /// The stated expiry minus the safety margin; `None`: no expiry.
+    pub(super) usable_until: Option<Timestamp>,
+    /// When the first request starts a refresh ahead of expiry; never after
+    /// `usable_until`. `None`: not ahead of time.
     pub(super) refresh_at: Option<Timestamp>,
     /// The server rejected it (or the caller invalidated it): it is never
     /// handed out again (S5).
@@ -55,24 +76,24 @@ pub(super) struct Current<T> {
 }
 
 impl<T> Current<T> {
+    /// Before `usable_until`, whether rejected or not.
     pub(super) fn unexpired(&self, now: Timestamp) -> bool {
-        self.expires_at.is_none_or(|e| now < e)
+        self.usable_until.is_none_or(|u| now < u)
     }
 
-    /// Not known to be bad: neither rejected nor expired.
-    pub(super) fn fresh_at(&self, now: Timestamp) -> bool {
+    /// Handed out to every request: neither rejected nor (within the
+    /// safety margin) expired.
+    pub(super) fn usable(&self, now: Timestamp) -> bool {
         !self.rejected && self.unexpired(now)
     }
 
-    /// Fresh, and not yet due for a refresh ahead of its expiry.
-    pub(super) fn usable(&self, now: Timestamp) -> bool {
-        self.fresh_at(now) && self.refresh_at.is_none_or(|r| now < r)
+    /// Usable, and due for a refresh ahead of its expiry.
+    pub(super) fn due(&self, now: Timestamp) -> bool {
+        self.usable(now) && self.refresh_at.is_some_and(|r| now >= r)
     }
 
-    /// When the fast path must stop handing it out; [`Timestamp::MAX`]
-    /// stands for never.
-    pub(super) fn valid_until(&self) -> Timestamp {
-        let expiry = self.expires_at.unwrap_or(Timestamp::MAX);
-        self.refresh_at.map_or(expiry, |r| r.min(expiry))
+    /// When it stops being usable; [`Timestamp::MAX`] stands for never.
+    pub(super) fn usable_until(&self) -> Timestamp {
+        self.usable_until.unwrap_or(Timestamp::MAX)
     }
 }

@@ -31,8 +31,12 @@ pub struct Stats {
     pub attempts_failed: u64,
     /// Of those, attempts that timed out.
     pub attempts_timed_out: u64,
-    /// Rounds that gave up after transient failures, failing their waiters.
+    /// Rounds that gave up after transient failures, failing their waiters
+    /// (a round ahead of expiry has none).
     pub rounds_given_up: u64,
+    /// Refresher calls given up for good after `refresh_abandon_after`
+    /// without an answer.
+    pub calls_abandoned: u64,
     /// Refreshes refused for good (a new login is needed).
     pub permanent_failures: u64,
     /// Requests that waited for a refresh another request had started.

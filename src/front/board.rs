@@ -506,6 +506,11 @@ impl<T, E, W> Board<T, E, W> {
                         replacing: self.core.generation().0,
                     });
                 }
+                // The handles drop the abandoned call's future: it is no
+                // longer `Core::outstanding_call`.
+                Action::AbandonRefresh { attempt } => {
+                    self.notes.push(Note::Abandoned { attempt: attempt.0 });
+                }
                 Action::Resume { id, lease } => answers.push((id, Ok(lease))),
                 Action::Fail { id, error } => {
                     failed += 1;

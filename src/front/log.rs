@@ -38,6 +38,9 @@ pub(crate) enum Note {
     LateIgnored {
         attempt: u64,
     },
+    Abandoned {
+        attempt: u64,
+    },
     StaleRejection {
         request: u64,
         rejected: u64,
@@ -75,6 +78,9 @@ impl Note {
                 generation,
             } => debug!(attempt, generation, "late refresh answer adopted"),
             Note::LateIgnored { attempt } => debug!(attempt, "late refresh answer ignored"),
+            Note::Abandoned { attempt } => {
+                debug!(attempt, "refresh call abandoned: no answer in time");
+            }
             Note::StaleRejection {
                 request,
                 rejected,

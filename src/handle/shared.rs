@@ -45,16 +45,11 @@ pub(super) struct Shared<T, E> {
 
 pub(super) struct State<T, E> {
     pub(super) board: Board<T, E, Waker>,
-    /// The future of the attempt the core has in flight. A future whose
-    /// attempt is no longer in flight moves to `late` if the core still
-    /// awaits its answer (it timed out), and is dropped otherwise (a login
-    /// superseded it).
+    /// The future of the core's outstanding call: kept after its attempt
+    /// timed out (its answer may carry the only valid refresh token), and
+    /// dropped when the core abandons the call. One at most: the token
+    /// endpoint never sees two calls of this handle at once (S1).
     pub(super) refresh: Job<RefreshId, RefreshFuture<T, E>>,
-    /// Timed-out attempts whose answer the core still awaits, oldest first.
-    /// Pruned after every input to what
-    /// [`Core::awaits_late_answer`](crate::Core::awaits_late_answer) wants,
-    /// so at most `max_refresh_attempts` long (S7).
-    pub(super) late: Vec<Late<T, E>>,
     /// A sleep until the core's next deadline.
     pub(super) timer: Job<Timestamp, SleepFuture>,
     /// The user's [`Sleep`] panicked: timers come from [`ThreadSleep`]
@@ -66,19 +61,11 @@ pub(super) struct State<T, E> {
     pub(super) drivers: u64,
 }
 
-/// A timed-out attempt's future, kept for its answer.
-pub(super) struct Late<T, E> {
-    attempt: RefreshId,
-    /// `None` while someone polls it outside the lock.
-    future: Option<RefreshFuture<T, E>>,
-}
-
 impl<T, E> State<T, E> {
     pub(super) fn new(board: Board<T, E, Waker>) -> Self {
         State {
             board,
             refresh: Job::Empty,
-            late: Vec::new(),
             timer: Job::Empty,
             timer_broken: false,
             driver: None,
@@ -88,14 +75,12 @@ impl<T, E> State<T, E> {
 
     /// Whether work waits to be taken out and polled.
     pub(super) fn has_parked(&self) -> bool {
-        self.refresh.is_waiting()
-            || self.timer.is_waiting()
-            || self.late.iter().any(|late| late.future.is_some())
+        self.refresh.is_waiting() || self.timer.is_waiting()
     }
 
     /// Whether a refresher call is out (made or due), wherever it is.
     fn has_call(&self) -> bool {
-        self.refresh.key().is_some() || !self.late.is_empty()
+        self.refresh.key().is_some()
     }
 
     /// Takes every parked piece of work out, to poll outside the lock.
@@ -111,39 +96,7 @@ impl<T, E> State<T, E> {
             context,
             timer: self.timer.take_out(),
             timer_broken: self.timer_broken,
-            late: self
-                .late
-                .iter_mut()
-                .filter_map(|late| Some((late.attempt, late.future.take()?)))
-                .collect(),
         }
-    }
-
-    /// Brings back a refresh future taken out (`None`: it answered), as the
-    /// current attempt's job or as a late one; returns it if it is no longer
-    /// wanted, to be dropped after unlocking.
-    fn bring_back_refresh(
-        &mut self,
-        attempt: RefreshId,
-        pending: Option<RefreshFuture<T, E>>,
-    ) -> Option<RefreshFuture<T, E>> {
-        if self.refresh.key() == Some(attempt) {
-            return self.refresh.bring_back(attempt, pending);
-        }
-        let out = self
-            .late
-            .iter()
-            .position(|late| late.attempt == attempt && late.future.is_none());
-        let Some(i) = out else {
-            return pending;
-        };
-        match pending {
-            Some(future) => self.late[i].future = Some(future),
-            None => {
-                self.late.remove(i);
-            }
-        }
-        None
     }
 }
 
@@ -207,7 +160,6 @@ pub(super) struct Work<T, E> {
     context: Option<Refresh<T>>,
     timer: Option<(Timestamp, Option<SleepFuture>)>,
     timer_broken: bool,
-    late: Vec<(RefreshId, RefreshFuture<T, E>)>,
 }
 
 /// What polling the work gave: an answer for the core, or a future to park.
@@ -215,7 +167,6 @@ pub(super) struct Done<T, E> {
     refresh: Option<(RefreshId, Polled<T, E>)>,
     timer: Option<(Timestamp, Option<SleepFuture>)>,
     timer_panicked: bool,
-    late: Vec<(RefreshId, Polled<T, E>)>,
 }
 
 impl<T, E> Withhold for Shared<T, E>
@@ -257,27 +208,17 @@ where
         if let Some(late) = &mut state.board.late_publish {
             after.late_publish = late.take();
         }
+        // The job follows the core's outstanding call: a call the core
+        // abandons ([`Action::AbandonRefresh`](crate::core::Action)) is no
+        // longer it, and its future goes (one out being polled is dropped by
+        // its poller, finding no place to come back to). The core starts no
+        // call while one is outstanding, so a new job never replaces a live
+        // one.
         let core = &state.board.core;
-        let (new_refresh, replaced) = state.refresh.retarget(core.in_flight());
-        if let Some((attempt, future)) = replaced {
-            if core.awaits_late_answer(attempt) {
-                state.late.push(Late { attempt, future });
-            } else {
-                after.drop_refresh.extend(future);
-            }
+        let (new_refresh, replaced) = state.refresh.retarget(core.outstanding_call());
+        if let Some((_, future)) = replaced {
+            after.drop_refresh.extend(future);
         }
-        // A late answer no longer wanted (a new generation, a permanent
-        // failure, evicted from the core's capped set): its future goes. One
-        // out being polled is dropped by its poller, finding no place to
-        // come back to.
-        state.late.retain_mut(|late| {
-            let wanted = core.awaits_late_answer(late.attempt);
-            if !wanted {
-                after.drop_refresh.extend(late.future.take());
-            }
-            wanted
-        });
-        debug_assert!(state.late.len() <= core.config().max_refresh_attempts as usize);
         let deadline = self.sleep.as_ref().and(state.board.core.poll_timeout());
         let (new_timer, old) = state.timer.retarget(deadline);
         after.drop_sleep.extend(old.and_then(|(_, future)| future));
@@ -411,11 +352,6 @@ where
             let fut = fut.ok_or_else(|| context.take());
             (attempt, self.poll_refresh(fut, &mut cx))
         });
-        let late = work
-            .late
-            .into_iter()
-            .map(|(attempt, fut)| (attempt, self.poll_refresh(Ok(fut), &mut cx)))
-            .collect();
         let mut timer_panicked = false;
         let timer = work.timer.map(|(deadline, fut)| {
             let polled = panic::catch_unwind(AssertUnwindSafe(|| {
@@ -444,7 +380,6 @@ where
             refresh,
             timer,
             timer_panicked,
-            late,
         }
     }
 
@@ -485,17 +420,17 @@ where
         done: Done<T, E>,
         after: &mut Aftermath<T, E>,
     ) {
-        for (attempt, polled) in done.refresh.into_iter().chain(done.late) {
+        if let Some((attempt, polled)) = done.refresh {
             match polled {
                 Ok(result) => {
                     after
                         .drop_refresh
-                        .extend(state.bring_back_refresh(attempt, None));
+                        .extend(state.refresh.bring_back(attempt, None));
                     state.board.refreshed(now, attempt, result);
                 }
                 Err(pending) => after
                     .drop_refresh
-                    .extend(state.bring_back_refresh(attempt, Some(pending))),
+                    .extend(state.refresh.bring_back(attempt, Some(pending))),
             }
         }
         if let Some((deadline, pending)) = done.timer {

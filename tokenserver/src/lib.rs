@@ -7,7 +7,11 @@
 //!   is single-use; it buys a new access token and a new refresh token. A
 //!   refresh token used a second time is *reuse*: the server counts it and
 //!   revokes the whole family (every token of that login stops working), as
-//!   OAuth 2.0 security best practice asks. Errors are `400
+//!   OAuth 2.0 security best practice asks. With a *reuse grace window*
+//!   (`Knobs::reuse_grace`, as Auth0's reuse interval, Cognito's and Ory
+//!   Hydra's grace periods offer), a refresh token used again within the
+//!   window of its first use is honoured instead (counted as a grace
+//!   reuse): it buys another grant. Errors are `400
 //!   {"error":"invalid_grant"}` (for good) and `503
 //!   {"error":"temporarily_unavailable"}` (injected, transient).
 //! - `GET|POST /api/data` is protected (`Authorization: Bearer …` or
@@ -70,6 +74,10 @@ pub struct Knobs {
     pub latency: Duration,
     /// Added to every refresh before it answers.
     pub refresh_latency: Duration,
+    /// A used refresh token presented again within this long of its first
+    /// use is honoured (a new grant) rather than revoking the family. Zero:
+    /// no grace, every reuse revokes.
+    pub reuse_grace: Duration,
 }
 
 impl Default for Knobs {
@@ -79,6 +87,7 @@ impl Default for Knobs {
             uses_per_token: None,
             latency: Duration::ZERO,
             refresh_latency: Duration::ZERO,
+            reuse_grace: Duration::ZERO,
         }
     }
 }
@@ -127,6 +136,9 @@ pub struct Stats {
     pub needless_refreshes: u64,
     /// Refresh tokens presented a second time (each revoked its family).
     pub reuse: u64,
+    /// Refresh tokens presented again within the reuse grace window (each
+    /// honoured; also counted in `refreshes`).
+    pub grace_reuses: u64,
     /// Refreshes answered with an injected failure.
     pub injected_failures: u64,
     /// Refreshes refused because the token was unknown or revoked.
@@ -284,7 +296,8 @@ struct Access {
 struct RefreshToken {
     family: u64,
     generation: u32,
-    used: bool,
+    /// When it was first used.
+    used: Option<Instant>,
 }
 
 impl Books {
@@ -307,7 +320,7 @@ impl Books {
             RefreshToken {
                 family,
                 generation,
-                used: false,
+                used: None,
             },
         );
         self.families.insert(
@@ -393,7 +406,19 @@ async fn refresh(State(shared): State<Arc<Shared>>, Json(req): Json<RefreshReque
         return invalid_grant();
     };
     let (family, generation) = (presented.family, presented.generation);
-    if std::mem::replace(&mut presented.used, true) {
+    let reused = presented.used.is_some();
+    let first_use = *presented.used.get_or_insert(now);
+    let grace = shared.knobs.reuse_grace;
+    if reused && now.duration_since(first_use) <= grace && !grace.is_zero() {
+        let alive = books.families.get(&family).is_some_and(|f| !f.revoked);
+        if alive {
+            books.stats.grace_reuses += 1;
+            books.stats.refreshes += 1;
+            let grant = books.issue(&shared.knobs, family, generation + 1);
+            return Json(grant).into_response();
+        }
+    }
+    if reused {
         // Reuse: someone refreshed twice with one token. Revoke the login.
         books.stats.reuse += 1;
         if let Some(f) = books.families.get_mut(&family) {

@@ -100,6 +100,44 @@ async fn refresh_tokens_rotate_and_a_reused_one_revokes_the_login() {
 }
 
 #[tokio::test]
+async fn a_reuse_within_the_grace_window_is_honoured_and_one_after_it_revokes() {
+    let grace = std::time::Duration::from_millis(300);
+    let p = Probe::start(Knobs {
+        reuse_grace: grace,
+        ..Knobs::default()
+    })
+    .await;
+    let first = p.login().await;
+    let (status, _) = p.refresh(&first.refresh_token).await;
+    assert_eq!(status, StatusCode::OK);
+    // A client that lost that answer tries again at once: honoured.
+    let (status, body) = p.refresh(&first.refresh_token).await;
+    assert_eq!(status, StatusCode::OK);
+    let again: Grant = serde_json::from_value(body).unwrap();
+    assert_eq!(
+        p.data("a", bearer(&again.access_token)).await.0,
+        StatusCode::OK
+    );
+    let stats = p.server.stats();
+    assert_eq!(
+        (stats.refreshes, stats.grace_reuses, stats.reuse),
+        (2, 1, 0)
+    );
+
+    // After the window, the same reuse is theft: the login is revoked.
+    tokio::time::sleep(grace + std::time::Duration::from_millis(50)).await;
+    assert_eq!(
+        p.refresh(&first.refresh_token).await.0,
+        StatusCode::BAD_REQUEST
+    );
+    assert_eq!(
+        p.data("b", bearer(&again.access_token)).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(p.server.stats().reuse, 1);
+}
+
+#[tokio::test]
 async fn tokens_retire_after_their_uses_and_calls_are_counted_per_id() {
     let p = Probe::start(Knobs {
         uses_per_token: Some(2),
