@@ -923,3 +923,79 @@ fn a_panicking_timer_is_replaced_by_the_thread_timer() {
     assert_eq!(outcome, Ok((1, Generation(1))));
     assert_eq!(calls.load(Ordering::SeqCst), 2);
 }
+
+/// Counts the refresher calls outstanding (made, not yet answered or
+/// dropped) and the most there ever were at once.
+#[derive(Default)]
+struct Outstanding {
+    now: AtomicU64,
+    most: AtomicU64,
+    calls: AtomicU64,
+}
+
+/// One call: counted from its making until it ends or is dropped.
+struct CallGuard(Arc<Outstanding>);
+
+impl CallGuard {
+    fn new(counts: &Arc<Outstanding>) -> Self {
+        counts.calls.fetch_add(1, Ordering::SeqCst);
+        let now = counts.now.fetch_add(1, Ordering::SeqCst) + 1;
+        counts.most.fetch_max(now, Ordering::SeqCst);
+        CallGuard(Arc::clone(counts))
+    }
+}
+
+impl Drop for CallGuard {
+    fn drop(&mut self) {
+        self.0.now.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+#[test]
+fn a_slow_refresher_never_has_two_calls_out() {
+    // refresh_timeout 100 ms, every call takes 250 ms (on the manual
+    // clock): the first attempt times out, but the next one waits for the
+    // call to end; its late answer is the token.
+    let time = ManualTime::default();
+    let counts = Arc::new(Outstanding::default());
+    let mut config = Config::default();
+    config.refresh_timeout = Duration::from_millis(100);
+    config.refresh_abandon_after = Duration::from_secs(1);
+    config.backoff_initial = Duration::from_millis(10);
+    config.backoff_max = Duration::from_millis(10);
+    let (c, t) = (Arc::clone(&counts), time.clone());
+    let handle: Handle<u64, &'static str> = Handle::builder(move |_| {
+        let guard = CallGuard::new(&c);
+        let (time, until) = (t.clone(), t.now() + Duration::from_millis(250));
+        std::future::poll_fn(move |cx| {
+            let _held = &guard;
+            if time.now() >= until {
+                return std::task::Poll::Ready(Ok(Fresh::new(7)));
+            }
+            time.wakers.lock().unwrap().push(cx.waker().clone());
+            std::task::Poll::Pending
+        })
+    })
+    .config(config)
+    .clock(time.clock())
+    .sleep(time.sleep())
+    .build()
+    .unwrap();
+    let mut pool = LocalPool::new();
+    let waiters: Vec<_> = (0..3)
+        .map(|_| {
+            pool.spawner()
+                .spawn_local_with_handle(ticket(handle.clone()))
+                .unwrap()
+        })
+        .collect();
+    for _ in 0..100 {
+        pool.run_until_stalled();
+        assert!(counts.now.load(Ordering::SeqCst) <= 1);
+        time.advance(Duration::from_millis(10));
+    }
+    let results = pool.run_until(futures::future::join_all(waiters));
+    assert_eq!(counts.most.load(Ordering::SeqCst), 1, "never two calls out");
+    assert_eq!(counts.calls.load(Ordering::SeqCst), 1);
+    assert!(results.iter().all(|r| *r == Ok((7, Generation(1)))), "{results:?}");
+}
