@@ -413,13 +413,14 @@ where
         self.input(|board, now| board.set_token(now, fresh));
     }
 
-    /// Declares `generation` bad: if it is current, the next request waits
-    /// for a refresh.
+    /// Declares `generation` bad: if it is current, a refresh starts at
+    /// once (on the handle's thread), and the next request that finds no new
+    /// token waits for it.
     ///
     /// # Examples
     ///
     /// ```
-    /// use tokenflight::{blocking, Config, Fresh, RefreshError};
+    /// use tokenflight::{blocking, Config, Fresh, Generation, RefreshError};
     ///
     /// let handle = blocking::Handle::new(Config::default(), |_| {
     ///     Ok::<_, RefreshError<()>>(Fresh::new("tok"))
@@ -427,7 +428,7 @@ where
     /// .unwrap();
     /// let ticket = handle.ticket().unwrap();
     /// handle.invalidate(ticket.generation());
-    /// assert!(handle.try_ticket().is_none());
+    /// assert_eq!(handle.ticket().unwrap().generation(), Generation(2));
     /// ```
     pub fn invalidate(&self, generation: Generation) {
         self.input(|board, now| board.core.handle_invalidate(now, generation));

@@ -5,7 +5,7 @@ use std::time::Duration;
 /// How the core bounds and paces its work.
 ///
 /// Start from [`Config::default`] and change the fields you need; the core
-/// checks the whole of it in [`Core::new`](crate::Core::new).
+/// checks the whole of it when a handle (or [`Core`](crate::core::Core)) is built.
 ///
 /// # Examples
 ///

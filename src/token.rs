@@ -101,7 +101,8 @@ impl<T> fmt::Debug for Lease<T> {
 /// let fresh = Fresh::new("secret")
 ///     .expires_in(Duration::from_secs(60))
 ///     .with_credential(Credential::new("refresh-2"));
-/// assert_eq!(fresh.stamped(Timestamp::ZERO).expires_at(), Some(Timestamp::from_millis(60_000)));
+/// let stamped = fresh.clone().stamped(Timestamp::ZERO);
+/// assert_eq!(stamped.expires_at(), Some(Timestamp::from_millis(60_000)));
 /// assert!(!format!("{fresh:?}").contains("secret"));
 /// assert!(!format!("{fresh:?}").contains("refresh-2"));
 /// ```

@@ -997,5 +997,8 @@ fn a_slow_refresher_never_has_two_calls_out() {
     let results = pool.run_until(futures::future::join_all(waiters));
     assert_eq!(counts.most.load(Ordering::SeqCst), 1, "never two calls out");
     assert_eq!(counts.calls.load(Ordering::SeqCst), 1);
-    assert!(results.iter().all(|r| *r == Ok((7, Generation(1)))), "{results:?}");
+    assert!(
+        results.iter().all(|r| *r == Ok((7, Generation(1)))),
+        "{results:?}"
+    );
 }

@@ -18,13 +18,14 @@
 //!
 //! # Late answers
 //!
-//! An attempt that times out is not dropped while the core may still adopt
-//! its answer ([`Core::awaits_late_answer`](crate::Core::awaits_late_answer)):
-//! with single-use rotating refresh tokens, that answer may hold the only
-//! refresh token the server still honours. Its future stays in the shared
-//! state beside the current attempt's, is polled the same way, and its
-//! answer goes to the core when it comes; it is dropped (after unlocking)
-//! once the core no longer wants it.
+//! An attempt that times out is not dropped while its call is outstanding
+//! ([`Core::outstanding_call`](crate::core::Core::outstanding_call)): with
+//! single-use rotating refresh tokens, its answer may hold the only refresh
+//! token the server still honours, and the core starts no other call until
+//! it answers. Its future stays the refresh job, is polled the same way, and
+//! its answer goes to the core when it comes; it is dropped (after
+//! unlocking) when the core abandons the call
+//! ([`Action::AbandonRefresh`](crate::core::Action::AbandonRefresh)).
 
 mod builder;
 mod job;
@@ -374,12 +375,13 @@ where
     }
 
     /// Declares `generation` bad (e.g. the user's permissions changed): if
-    /// it is current, the next request waits for a refresh.
+    /// it is current, a refresh starts at once, and the next request that
+    /// finds no new token waits for it.
     ///
     /// # Examples
     ///
     /// ```
-    /// use tokenflight::{Config, Fresh, Handle, RefreshError};
+    /// use tokenflight::{Config, Fresh, Generation, Handle, RefreshError};
     ///
     /// let handle = Handle::new(Config::default(), |_| async {
     ///     Ok::<_, RefreshError<()>>(Fresh::new("tok"))
@@ -387,7 +389,8 @@ where
     /// .unwrap();
     /// let ticket = futures::executor::block_on(handle.ticket()).unwrap();
     /// handle.invalidate(ticket.generation());
-    /// assert!(handle.try_ticket().is_none());
+    /// let next = futures::executor::block_on(handle.ticket()).unwrap();
+    /// assert_eq!(next.generation(), Generation(2));
     /// ```
     pub fn invalidate(&self, generation: Generation) {
         self.shared

@@ -26,9 +26,11 @@ pub type Task = Pin<Box<dyn Future<Output = ()> + Send + 'static>>;
 /// ```
 /// use tokenflight::{Fresh, Handle, RefreshError, Task};
 ///
-/// let pool = futures::executor::ThreadPool::new().unwrap();
+/// // A thread per task, for the example; any executor's spawn fits.
 /// let handle = Handle::builder(|_| async { Ok::<_, RefreshError<()>>(Fresh::new("tok")) })
-///     .spawner(move |task: Task| pool.spawn_ok(task))
+///     .spawner(|task: Task| {
+///         std::thread::spawn(move || futures::executor::block_on(task));
+///     })
 ///     .build()
 ///     .unwrap();
 /// # drop(handle);
