@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
 use criterion::Criterion;
-use tokenflight::{blocking, Clock, Config, Fresh, Handle, RefreshError};
+use tokenflight::{blocking, Config, Fresh, Handle, RefreshError};
 
 use common::{poll_once, Moka, MutexHeld, PlRwLock, SwapMutex, Token, TokioRwLock};
 

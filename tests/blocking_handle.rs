@@ -294,7 +294,7 @@ fn a_late_answer_from_an_abandoned_thread_is_adopted() {
         if handle.stats().late_results_adopted > 0 {
             break;
         }
-        std::thread::sleep(Duration::from_millis(1));
+        std::thread::park_timeout(Duration::from_millis(1));
     }
     let ticket = handle.try_ticket().expect("the late token was adopted");
     assert_eq!((*ticket.token(), ticket.generation().0), (7, 1));
@@ -314,7 +314,7 @@ fn a_call_nobody_waits_for_is_made_on_the_handles_thread() {
         if handle.try_ticket().is_some() {
             break;
         }
-        std::thread::sleep(Duration::from_millis(1));
+        std::thread::park_timeout(Duration::from_millis(1));
     }
     let ticket = handle
         .try_ticket()

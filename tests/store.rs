@@ -411,7 +411,7 @@ fn a_refresh_dropped_mid_call_gives_the_lease_back_at_once() {
             std::future::pending::<Result<Renewal, RefreshError<TestError>>>()
         });
     let refresher = guard.refresher();
-    let mut call = refresher(Clock::system());
+    let mut call = refresher(tokenflight::Refresh::new(Clock::system()));
     let waker = futures::task::noop_waker();
     let mut cx = std::task::Context::from_waker(&waker);
     assert!(call.as_mut().poll(&mut cx).is_pending());

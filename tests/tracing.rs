@@ -283,7 +283,7 @@ fn wait_for(capture: &Capture, prefix: &str) {
         if !capture.with_message(prefix).is_empty() {
             return;
         }
-        std::thread::sleep(Duration::from_millis(1));
+        std::thread::park_timeout(Duration::from_millis(1));
     }
 }
 

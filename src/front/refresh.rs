@@ -44,6 +44,26 @@ pub struct Refresh<T> {
 }
 
 impl<T> Refresh<T> {
+    /// What a first call is told: no token yet, no credential; for calling
+    /// a refresher outside a handle (tests, a custom driver).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tokenflight::{Clock, Generation, Refresh};
+    ///
+    /// let first: Refresh<String> = Refresh::new(Clock::system());
+    /// assert_eq!((first.current(), first.generation()), (None, Generation::NONE));
+    /// ```
+    pub fn new(clock: Clock) -> Self {
+        Refresh {
+            current: None,
+            generation: Generation::NONE,
+            credential: None,
+            clock,
+        }
+    }
+
     /// The token this call is to replace: `None` before the first.
     pub fn current(&self) -> Option<&T> {
         self.current.as_deref()
