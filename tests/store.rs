@@ -490,3 +490,139 @@ fn a_refused_refresh_rereads_the_store_before_declaring_the_session_dead() {
         "the session ended in the store: {stored:?}"
     );
 }
+
+/// A store whose next `failing` writes fail, as a flaky disk or network
+/// would, after which it writes again.
+#[derive(Clone)]
+struct FlakyWrites<S> {
+    store: S,
+    failing: Arc<AtomicU32>,
+    failed: Arc<AtomicU32>,
+}
+
+impl<S: Store> Store for FlakyWrites<S> {
+    fn load(&self, scope: &Scope) -> Result<Option<Record>, StoreError> {
+        self.store.load(scope)
+    }
+
+    fn swap(
+        &self,
+        scope: &Scope,
+        expected: Generation,
+        record: &Record,
+    ) -> Result<Swap, StoreError> {
+        let fail = self
+            .failing
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok();
+        if fail {
+            self.failed.fetch_add(1, Ordering::SeqCst);
+            return Err(StoreError::Io {
+                op: "write",
+                path: "flaky".into(),
+                source: std::io::Error::other("disk full"),
+            });
+        }
+        self.store.swap(scope, expected, record)
+    }
+
+    fn try_lease(
+        &self,
+        scope: &Scope,
+        owner: &Owner,
+        ttl: Duration,
+    ) -> Result<Option<tokenflight::store::LeaseGrant>, StoreError> {
+        self.store.try_lease(scope, owner, ttl)
+    }
+
+    fn release(&self, scope: &Scope, owner: &Owner) -> Result<bool, StoreError> {
+        self.store.release(scope, owner)
+    }
+}
+
+/// A token endpoint with single-use rotating credentials: `rt-N` buys
+/// `at-N+1` and `rt-N+1` once; spending it again is a reuse, which revokes
+/// the login (as the token server does).
+#[derive(Default)]
+struct SingleUse {
+    live: parking_lot::Mutex<Option<u32>>,
+    calls: AtomicU32,
+    reuses: AtomicU32,
+}
+
+fn single_use(server: Arc<SingleUse>) -> Rotating {
+    Box::new(move |clock: Clock, credential: Option<Secret>| {
+        server.calls.fetch_add(1, Ordering::SeqCst);
+        let n: Option<u32> = credential
+            .as_ref()
+            .and_then(|c| c.expose().strip_prefix("rt-"))
+            .and_then(|n| n.parse().ok());
+        let mut live = server.live.lock();
+        if n.is_none() || n != *live {
+            if live.take().is_some() {
+                server.reuses.fetch_add(1, Ordering::SeqCst);
+            }
+            return std::future::ready(Err(RefreshError::Permanent(std::io::Error::other(
+                "invalid_grant",
+            ))));
+        }
+        let n = n.expect("checked") + 1;
+        *live = Some(n);
+        let token =
+            Fresh::new(format!("at-{n}")).expiring_at(clock.after(Duration::from_secs(600)));
+        std::future::ready(Ok(Renewal::new(token).rotating(format!("rt-{n}"))))
+    })
+}
+
+#[test]
+fn a_failed_write_of_a_rotated_credential_is_retried_under_the_lease() {
+    let dir = TempDir::new("flaky-writes");
+    let store = FlakyWrites {
+        store: FileStore::open(&dir.0).unwrap(),
+        failing: Arc::default(),
+        failed: Arc::default(),
+    };
+    let server = Arc::new(SingleUse::default());
+    *server.live.lock() = Some(0);
+    // One attempt per rejection: a handle that gave up on a failed write
+    // leaves the next refresh to the other process, as a fleet does.
+    let mut config = Config::default();
+    config.max_refresh_attempts = 1;
+    let member = || {
+        let guard = store
+            .clone()
+            .guard(Scope::new("fleet"), single_use(Arc::clone(&server)))
+            .with_options(options(Duration::from_secs(2)));
+        let clock = Clock::system();
+        let handle = Handle::builder(guard.refresher())
+            .config(config.clone())
+            .clock(clock.clone())
+            .build()
+            .unwrap();
+        (handle, clock, guard)
+    };
+    let (a, a_clock, a_guard) = member();
+    let (b, b_clock, b_guard) = member();
+    let login = Fresh::new("at-0".to_string()).expiring_at(a_clock.after(Duration::from_secs(600)));
+    a.set_token(a_guard.login(&a_clock, login, Some("rt-0".into())).unwrap());
+    b.set_token(b_guard.load(&b_clock).unwrap().unwrap());
+
+    // The server rotates rt-0 for a, then the store fails a's first writes.
+    store.failing.store(3, Ordering::SeqCst);
+    let (renewed, adopted) = futures::executor::block_on(async {
+        let t = a.ticket().await.unwrap();
+        let renewed = a.reject(t).await.map(|t| t.token().clone());
+        let t = b.ticket().await.unwrap();
+        (renewed, b.reject(t).await.map(|t| t.token().clone()))
+    });
+    assert_eq!(server.reuses.load(Ordering::SeqCst), 0, "rt-0 spent once");
+    assert_eq!(server.calls.load(Ordering::SeqCst), 1, "one refresh");
+    assert_eq!(store.failed.load(Ordering::SeqCst), 3);
+    assert_eq!(renewed.unwrap(), "at-1", "stored on a later try");
+    assert_eq!(adopted.unwrap(), "at-1", "adopted from the store");
+    let stored = store.load(&Scope::new("fleet")).unwrap().unwrap();
+    assert_eq!(
+        stored.token().unwrap().credential().unwrap().expose(),
+        "rt-1"
+    );
+}

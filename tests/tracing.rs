@@ -320,8 +320,9 @@ fn a_late_answer_is_reported_adopted_or_ignored() {
     );
     capture.assert_no_token();
 
-    // Ignored: a login replaced the token the stuck call was asked to
-    // replace; its answer only ends the call.
+    // Ignored: a login replaced the token while the call was out (one call
+    // at a time: no attempt starts beside it); its answer, for the older
+    // token, only ends the call.
     let capture = Capture::default();
     let (handle, _now, started, answer) = stuck_first_refresh(2);
     let h = handle.clone();
@@ -333,6 +334,9 @@ fn a_late_answer_is_reported_adopted_or_ignored() {
     assert_eq!(stuck.join().unwrap(), Ok(1));
     answer.send(format!("{SECRET}-late")).unwrap();
     wait_for(&capture, "late refresh answer");
+    assert!(capture
+        .with_message("refresh attempt ends: token adopted")
+        .is_empty());
     let ignored = capture.with_message("late refresh answer ignored");
     assert_eq!(ignored.len(), 1);
     assert_eq!(ignored[0].field("attempt"), Some("1"));

@@ -341,8 +341,14 @@ export class Core {
       return;
     }
     // A round ahead of expiry has no waiters to fail: requests keep getting
-    // the usable token, and the first after retry_at tries again.
-    const retryAt = addSat(now, this.jitter.equal(this.config.cooldown));
+    // the usable token, and the first after retry_at tries again. The
+    // cool-down only spaces those rounds, so it ends no later than the
+    // token's usable time.
+    let retryAt = addSat(now, this.jitter.equal(this.config.cooldown));
+    const t = this.token;
+    if (t !== null && this.usable(t, now) && t.usableUntil !== null && !this.is('FullCooldownAfterQuietGiveUp')) {
+      retryAt = minBig(retryAt, t.usableUntil);
+    }
     this.giveUp(new RefreshUnavailable(failure, cause), retryAt);
   }
 

@@ -38,6 +38,7 @@ export const mutants = Object.freeze({
   NoSafetyMargin: { layer: 'core', breaks: 'safety margin: a token counts as usable until its stated expiry' },
   ForgetAbandonTimer: { layer: 'core', breaks: 'L1: poll_timeout leaves out the outstanding call\'s hard limit' },
   MillisecondTimes: { layer: 'core', breaks: 'time: inputs truncated to milliseconds' },
+  FullCooldownAfterQuietGiveUp: { layer: 'core', breaks: 'cool-down: a quiet give-up ahead of expiry outlasts the token\'s usable time' },
   StaleSendAfterLogin: { layer: 'core', breaks: 'S5: a login resumes its waiters with the replaced token' },
   // Front-end bugs: the plumbing around the core.
   RefreshBehindLimiter: { layer: 'front', breaks: 'L1: a request holds its slot while it waits; the refresh queues for one' },

@@ -19,6 +19,7 @@
 //! replays a run byte for byte.
 
 mod fast_script;
+pub mod fleet;
 pub mod flight;
 pub mod html;
 pub mod itf;

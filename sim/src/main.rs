@@ -11,6 +11,8 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+
+mod fleet_report;
 use tokenflight_sim::swarm::{self, Shape};
 use tokenflight_sim::{
     html, judge, oracle, random_script, report, vectors, AlgoReport, RunOptions, Scenario,
@@ -31,6 +33,17 @@ struct Cli {
     /// (tokenflight only).
     #[arg(long, value_name = "A..B", conflicts_with = "seed")]
     seeds: Option<String>,
+    /// Fleet swarm: run the fleet (with its store) drawn from every seed
+    /// in A..B, checked fleet-wide.
+    #[arg(long, value_name = "A..B", conflicts_with_all = ["seed", "seeds"])]
+    fleet_seeds: Option<String>,
+    /// Plant this bug in the fleet's guard (skip-reread, blind-write,
+    /// publish-before-persist).
+    #[arg(long, value_name = "NAME")]
+    fleet_bug: Option<String>,
+    /// Leave the fleet comparison out of the default report.
+    #[arg(long)]
+    no_fleet: bool,
     /// Run the scenario drawn from the seed (as the swarm does) instead of
     /// the default one.
     #[arg(long)]
@@ -154,6 +167,10 @@ fn run(cli: Cli) -> Res<ExitCode> {
         }
         _ => {}
     }
+    if let Some(range) = &cli.fleet_seeds {
+        let (a, b) = parse_range(range)?;
+        return fleet_report::swarm(a, b, cli.fleet_bug.as_deref());
+    }
     let make = swarm::core_maker(cli.mutant.as_deref())?;
     if let Some(range) = &cli.seeds {
         let (a, b) = parse_range(range)?;
@@ -247,6 +264,10 @@ fn run(cli: Cli) -> Res<ExitCode> {
             println!("HTML report: {}", absolute(p).display());
         }
     }
+    let fleet_failed = shape == Shape::Default
+        && !cli.no_fleet
+        && !cli.json
+        && fleet_report::default_table(cli.seed);
     if failed {
         let replay = swarm::replay_command(&sc, shape, cli.max_requests, cli.mutant.as_deref());
         eprintln!(
@@ -257,6 +278,9 @@ fn run(cli: Cli) -> Res<ExitCode> {
             let path = swarm::shrink_and_save(&sc, name, cli.mutant.as_deref(), &make)?;
             eprintln!("shrunk and saved: {}", path.display());
         }
+        return Ok(ExitCode::FAILURE);
+    }
+    if fleet_failed {
         return Ok(ExitCode::FAILURE);
     }
     Ok(ExitCode::SUCCESS)

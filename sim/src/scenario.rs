@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
-use tokenflight::Config;
+use tokenflight::{Config, ConfigError};
 
 use crate::rng::Rng;
 
@@ -323,6 +323,150 @@ impl Scenario {
     }
 }
 
+/// Why a scenario read from outside (a file, a regression trace) cannot be
+/// run.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ScenarioError {
+    /// The text is not JSON of a scenario or a regression trace.
+    #[error("not a scenario or a regression trace: {0}")]
+    Malformed(String),
+    /// A number outside what a run can simulate.
+    #[error("{field} is {value}, but must be {bound}")]
+    OutOfRange {
+        /// The field, as named in the JSON.
+        field: &'static str,
+        /// Its value.
+        value: String,
+        /// What it must be.
+        bound: &'static str,
+    },
+    /// The core's knobs make a configuration that cannot work.
+    #[error("the core's knobs cannot work: {0}")]
+    Config(#[from] ConfigError),
+}
+
+/// The longest time a scenario may name, in milliseconds (a little over a
+/// day): a run's virtual clock counts nanoseconds in a `u64`, and the
+/// watchdog's horizon (a sum of such times, multiplied by the attempts and
+/// sends of a request) must stay far from its end.
+pub const MAX_MS: u64 = 100_000_000;
+/// The most refresh attempts per round and retries per request.
+pub const MAX_TRIES: u32 = 1_000;
+/// The most request streams, and requests in one burst.
+pub const MAX_STREAMS: u32 = 1_000_000;
+/// The longest mean or floor of a latency, in milliseconds (about 17
+/// minutes); with the exponential tail and `slow_factor` a draw stays far
+/// below the end of the clock.
+pub const MAX_LATENCY_MS: f64 = 1_000_000.0;
+/// The largest `slow_factor`.
+pub const MAX_SLOW_FACTOR: f64 = 1_000.0;
+/// The longest span of arrivals, `requests / rate`, in seconds (about 3
+/// years of virtual time).
+pub const MAX_SPAN_S: f64 = 1e8;
+
+impl Scenario {
+    /// Checks that a run of this scenario can be simulated: every time fits
+    /// the virtual clock, every probability is one, rates and latencies are
+    /// finite, and the core's knobs make a valid configuration. Scenarios
+    /// made in code are valid; one read from a file may not be.
+    ///
+    /// # Errors
+    ///
+    /// The first field found out of range, or the configuration's error.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tokenflight_sim::Scenario;
+    ///
+    /// let mut sc = Scenario::default_run(1);
+    /// assert!(sc.validate().is_ok());
+    /// sc.faults.api_drop = 1.5;
+    /// assert!(sc.validate().is_err());
+    /// ```
+    pub fn validate(&self) -> Result<(), ScenarioError> {
+        let ms = |field: &'static str, v: u64| check(field, v, v <= MAX_MS, "at most 10^8 ms");
+        let p = |field: &'static str, v: f64| {
+            check(field, v, (0.0..=1.0).contains(&v), "a probability, 0 to 1")
+        };
+        ms("fault_ms", self.fault_ms)?;
+        ms("ttl_ms", self.ttl_ms)?;
+        ms("ttl_jitter_ms", self.ttl_jitter_ms)?;
+        ms("early_expiry_ms", self.early_expiry_ms)?;
+        ms("burst_every_ms", self.burst_every_ms)?;
+        ms("http_timeout_ms", self.http_timeout_ms)?;
+        ms("client_timeout_ms", self.client_timeout_ms.unwrap_or(0))?;
+        ms("relogin_ms", self.relogin_ms)?;
+        ms("faults.revoke_every_ms", self.faults.revoke_every_ms)?;
+        let c = &self.core;
+        ms("core.refresh_timeout_ms", c.refresh_timeout_ms)?;
+        ms("core.refresh_abandon_after_ms", c.refresh_abandon_after_ms)?;
+        ms("core.safety_margin_ms", c.safety_margin_ms)?;
+        ms("core.backoff_initial_ms", c.backoff_initial_ms)?;
+        ms("core.backoff_max_ms", c.backoff_max_ms)?;
+        ms("core.cooldown_ms", c.cooldown_ms)?;
+        ms("core.expiry_skew_ms", c.expiry_skew_ms)?;
+        ms("core.skew_jitter_ms", c.skew_jitter_ms)?;
+        p("faults.refresh_transient", self.faults.refresh_transient)?;
+        p("faults.refresh_hang", self.faults.refresh_hang)?;
+        p("faults.refresh_drop", self.faults.refresh_drop)?;
+        p("faults.api_drop", self.faults.api_drop)?;
+        for (name, l) in [
+            ("api_latency", &self.api_latency),
+            ("refresh_latency", &self.refresh_latency),
+        ] {
+            let lat = |v: f64| (0.0..=MAX_LATENCY_MS).contains(&v);
+            check(name, l.min_ms, lat(l.min_ms), "min_ms from 0 to 10^6")?;
+            check(name, l.tail_ms, lat(l.tail_ms), "tail_ms from 0 to 10^6")?;
+            p(name, l.slow)?;
+            let factor = (0.0..=MAX_SLOW_FACTOR).contains(&l.slow_factor);
+            check(name, l.slow_factor, factor, "slow_factor from 0 to 1000")?;
+        }
+        let streams = (1..=MAX_STREAMS).contains(&self.streams);
+        check("streams", self.streams, streams, "from 1 to 10^6")?;
+        let burst = self.burst_size <= MAX_STREAMS;
+        check("burst_size", self.burst_size, burst, "at most 10^6")?;
+        // Each stream's mean gap between arrivals is at most 10^6 s.
+        let rate = self.rate.is_finite() && self.rate * 1e6 >= f64::from(self.streams);
+        check(
+            "rate",
+            self.rate,
+            rate,
+            "finite and at least streams / 10^6",
+        )?;
+        let span = self.requests as f64 / self.rate;
+        check(
+            "requests",
+            self.requests,
+            span <= MAX_SPAN_S,
+            "at most rate * 10^8 s",
+        )?;
+        let tries = |field: &'static str, v: u32| check(field, v, v <= MAX_TRIES, "at most 1000");
+        tries("core.max_refresh_attempts", c.max_refresh_attempts)?;
+        tries("core.max_auth_retries", c.max_auth_retries)?;
+        c.config(self.seed).validate()?;
+        Ok(())
+    }
+}
+
+fn check(
+    field: &'static str,
+    value: impl std::fmt::Display,
+    ok: bool,
+    bound: &'static str,
+) -> Result<(), ScenarioError> {
+    if ok {
+        Ok(())
+    } else {
+        Err(ScenarioError::OutOfRange {
+            field,
+            value: value.to_string(),
+            bound,
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -333,8 +477,39 @@ mod tests {
             let a = Scenario::draw(seed, 5_000);
             assert_eq!(a, Scenario::draw(seed, 5_000));
             assert!(a.requests >= 1 && a.requests <= 5_000);
-            assert!(a.core.config(seed).validate().is_ok(), "{a:?}");
+            assert_eq!(a.validate(), Ok(()), "{a:?}");
         }
-        assert!(Scenario::default_run(0).core.config(0).validate().is_ok());
+        assert_eq!(Scenario::default_run(0).validate(), Ok(()));
+    }
+
+    #[test]
+    fn numbers_a_run_cannot_simulate_are_named() {
+        let field = |f: fn(&mut Scenario)| {
+            let mut sc = Scenario::default_run(1);
+            f(&mut sc);
+            match sc.validate() {
+                Err(ScenarioError::OutOfRange { field, .. }) => field,
+                other => panic!("{other:?}"),
+            }
+        };
+        // From a file: times that overflow the virtual clock's nanoseconds
+        // (a fault phase of u64::MAX ms, arrivals at a rate of 0), draws
+        // that mean nothing (NaN, infinite, negative probabilities).
+        assert_eq!(field(|sc| sc.fault_ms = u64::MAX), "fault_ms");
+        assert_eq!(field(|sc| sc.rate = 0.0), "rate");
+        assert_eq!(field(|sc| sc.rate = f64::NAN), "rate");
+        assert_eq!(field(|sc| sc.streams = 0), "streams");
+        assert_eq!(
+            field(|sc| sc.api_latency.tail_ms = f64::INFINITY),
+            "api_latency"
+        );
+        assert_eq!(field(|sc| sc.faults.api_drop = -0.5), "faults.api_drop");
+        assert_eq!(
+            field(|sc| sc.core.max_refresh_attempts = u32::MAX),
+            "core.max_refresh_attempts"
+        );
+        let mut sc = Scenario::default_run(1);
+        sc.core.max_waiters = 0;
+        assert!(matches!(sc.validate(), Err(ScenarioError::Config(_))));
     }
 }

@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use tokenflight::Config;
 
 use crate::flight::SimCore;
-use crate::scenario::Scenario;
+use crate::scenario::{Scenario, ScenarioError};
 use crate::world::{AlgoReport, RunOptions};
 
 /// Makes the core a run drives (the real one, or one with a planted bug).
@@ -302,13 +302,52 @@ pub fn shrink_and_save(
 ///
 /// # Errors
 ///
-/// The file cannot be read or is neither.
+/// The file cannot be read, or [`parse_scenario`]'s error.
 pub fn load_scenario(path: &Path) -> Result<Scenario, Box<dyn std::error::Error>> {
     let text = std::fs::read_to_string(path)?;
-    if let Ok(reg) = serde_json::from_str::<Regression>(&text) {
-        return Ok(reg.scenario);
-    }
-    Ok(serde_json::from_str(&text)?)
+    Ok(parse_scenario(&text)?)
+}
+
+/// Reads a scenario from JSON text: a bare scenario or a regression trace.
+/// Only a scenario that [`Scenario::validate`] accepts is returned, so any
+/// text either runs or is refused here with a typed error.
+///
+/// # Errors
+///
+/// [`ScenarioError::Malformed`] for text that is neither, or the scenario's
+/// validation error.
+///
+/// # Examples
+///
+/// ```
+/// use tokenflight_sim::scenario::ScenarioError;
+/// use tokenflight_sim::swarm::parse_scenario;
+///
+/// let text = serde_json::to_string(&tokenflight_sim::Scenario::default_run(3)).unwrap();
+/// assert_eq!(parse_scenario(&text).unwrap().seed, 3);
+/// assert!(matches!(parse_scenario("{"), Err(ScenarioError::Malformed(_))));
+/// ```
+pub fn parse_scenario(text: &str) -> Result<Scenario, ScenarioError> {
+    let sc = match serde_json::from_str::<Regression>(text) {
+        Ok(reg) => reg.scenario,
+        Err(_) => serde_json::from_str::<Scenario>(text)
+            .map_err(|e| ScenarioError::Malformed(e.to_string()))?,
+    };
+    sc.validate()?;
+    Ok(sc)
+}
+
+/// Reads a regression trace from JSON text; its scenario must be valid.
+///
+/// # Errors
+///
+/// [`ScenarioError::Malformed`] for text that is not a regression trace, or
+/// its scenario's validation error.
+pub fn parse_regression(text: &str) -> Result<Regression, ScenarioError> {
+    let reg: Regression =
+        serde_json::from_str(text).map_err(|e| ScenarioError::Malformed(e.to_string()))?;
+    reg.scenario.validate()?;
+    Ok(reg)
 }
 
 /// Every committed regression.
@@ -328,7 +367,7 @@ pub fn load_regressions() -> Result<Vec<Regression>, Box<dyn std::error::Error>>
     paths.sort();
     for p in paths {
         let text = std::fs::read_to_string(&p)?;
-        out.push(serde_json::from_str(&text).map_err(|e| format!("{}: {e}", p.display()))?);
+        out.push(parse_regression(&text).map_err(|e| format!("{}: {e}", p.display()))?);
     }
     Ok(out)
 }

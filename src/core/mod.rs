@@ -653,8 +653,15 @@ impl<T, E> Core<T, E> {
         }
         // A round ahead of expiry has no waiters to fail: requests keep
         // getting the usable token, and the first after `retry_at` tries
-        // again in the background.
-        let retry_at = now + self.jitter.equal(self.config.cooldown);
+        // again in the background. The cool-down only spaces those
+        // background rounds, so it ends no later than the token's usable
+        // time: the first request that finds the token unusable starts a
+        // round of its own instead of failing fast for a round nobody
+        // waited on.
+        let mut retry_at = now + self.jitter.equal(self.config.cooldown);
+        if let Some(current) = self.token.as_ref().filter(|c| c.usable(now)) {
+            retry_at = retry_at.min(current.usable_until());
+        }
         self.stats.0.rounds_given_up += 1;
         self.give_up(Error::RefreshUnavailable(failure), Some(retry_at));
     }
@@ -705,7 +712,10 @@ impl<T, E> Core<T, E> {
             // out nearly expired tokens then costs at most two refreshes per
             // token lifetime, not a storm. And never later than the token is
             // usable, so the refresh runs while requests still go out.
-            let skew = self.config.expiry_skew + self.jitter.up_to(self.config.skew_jitter);
+            // Saturating: a skew near `Duration::MAX` means "as early as
+            // allowed", not a panic (S7).
+            let jitter = self.jitter.up_to(self.config.skew_jitter);
+            let skew = self.config.expiry_skew.saturating_add(jitter);
             let life = e.saturating_since(now);
             let ahead = e.saturating_sub(skew).max(now + (life - life / 2));
             usable_until.map_or(ahead, |u| ahead.min(u))

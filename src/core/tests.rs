@@ -603,17 +603,21 @@ fn a_refresh_ahead_that_gives_up_fails_nobody_and_retries_after_the_cool_down() 
 }
 
 #[test]
-fn a_failed_refresh_ahead_fails_fast_once_the_token_is_no_longer_usable() {
+fn a_failed_refresh_ahead_lets_the_first_request_without_a_usable_token_start_a_round() {
     let mut c = core();
     c.handle_set_token(ms(0), Fresh::new("t1").expiring_at(ms(60_000)));
     let _ = c.handle_acquire(ms(58_000), RequestId(1));
     let (now, _) = fail_round(&mut c, ms(58_000));
     assert!(now < ms(60_000));
     assert_eq!(c.phase(), Phase::Failed);
-    assert!(matches!(
-        error_of(c.handle_acquire(ms(60_000), RequestId(2))),
-        Error::RefreshUnavailable(_)
-    ));
+    // The cool-down only spaced rounds ahead of expiry: it ends when the
+    // token stops being usable, so nobody fails for a round nobody waited on.
+    let usable_until = c.snapshot().unwrap().valid_until;
+    assert!(usable_until <= ms(60_000), "{usable_until}");
+    assert_eq!(c.handle_acquire(usable_until, RequestId(2)), Next::Wait);
+    started(&mut c);
+    assert_eq!(c.phase(), Phase::Refreshing);
+    assert_eq!(c.waiters(), 1);
 }
 
 #[test]

@@ -222,8 +222,10 @@ where
 /// A response body that [`RejectOnBody`] may have read into memory: what it
 /// read comes first, then whatever the original body still has.
 pub struct Inspected<B> {
-    /// Read, not yet handed on.
+    /// Read, not yet handed on; at most the limit.
     head: Bytes,
+    /// The rest of the frame that went past the limit, not copied.
+    over: Bytes,
     /// Whether `head` is the whole body (the original ended while read).
     whole: bool,
     /// Trailers met while reading.
@@ -246,6 +248,7 @@ impl<B: Body> Inspected<B> {
     pub fn unread(body: B) -> Self {
         Inspected {
             head: Bytes::new(),
+            over: Bytes::new(),
             whole: false,
             trailers: None,
             rest: Some(Box::pin(body)),
@@ -257,15 +260,19 @@ impl<B: Body> Inspected<B> {
         self.whole.then_some(&self.head)
     }
 
-    /// Reads `body` until it ends or more than `limit` bytes came.
+    /// Reads `body` until it ends or a byte past `limit` comes. At most
+    /// `limit` bytes are copied: the rest of a frame that goes past it is
+    /// kept as it came (for `Bytes` frames, without a copy), so one huge
+    /// frame costs no more memory than the limit.
     async fn read(body: B, limit: usize) -> Result<Self, BoxError>
     where
         B::Error: Into<BoxError>,
     {
         let mut body = Box::pin(body);
         let mut buf = BytesMut::new();
+        let mut over = Bytes::new();
         let mut trailers = None;
-        let ended = loop {
+        let ended = 'read: loop {
             if body.is_end_stream() {
                 break true;
             }
@@ -275,13 +282,17 @@ impl<B: Body> Inspected<B> {
             match frame.map_err(Into::into)?.into_data() {
                 Ok(mut data) => {
                     while data.has_remaining() {
+                        let room = limit - buf.len();
                         let chunk = data.chunk();
+                        if chunk.len() > room {
+                            buf.extend_from_slice(&chunk[..room]);
+                            data.advance(room);
+                            over = data.copy_to_bytes(data.remaining());
+                            break 'read false;
+                        }
                         buf.extend_from_slice(chunk);
                         let n = chunk.len();
                         data.advance(n);
-                    }
-                    if buf.len() > limit {
-                        break false;
                     }
                 }
                 Err(frame) => {
@@ -295,6 +306,7 @@ impl<B: Body> Inspected<B> {
         };
         Ok(Inspected {
             head: buf.freeze(),
+            over,
             whole: ended,
             trailers,
             rest: (!ended).then_some(body),
@@ -318,6 +330,9 @@ where
             this.whole = false;
             return Poll::Ready(Some(Ok(Frame::data(std::mem::take(&mut this.head)))));
         }
+        if !this.over.is_empty() {
+            return Poll::Ready(Some(Ok(Frame::data(std::mem::take(&mut this.over)))));
+        }
         if let Some(trailers) = this.trailers.take() {
             return Poll::Ready(Some(Ok(Frame::trailers(trailers))));
         }
@@ -331,6 +346,7 @@ where
 
     fn is_end_stream(&self) -> bool {
         self.head.is_empty()
+            && self.over.is_empty()
             && self.trailers.is_none()
             && self.rest.as_ref().is_none_or(|r| r.is_end_stream())
     }
@@ -341,11 +357,13 @@ where
             .as_ref()
             .map(|r| r.size_hint())
             .unwrap_or_else(|| SizeHint::with_exact(0));
-        let head = self.head.len() as u64;
+        let read = (self.head.len() + self.over.len()) as u64;
+        // Saturating: the rest's hint is the server's word, and may be as
+        // large as `u64` goes.
         let mut hint = SizeHint::new();
-        hint.set_lower(rest.lower() + head);
+        hint.set_lower(rest.lower().saturating_add(read));
         if let Some(upper) = rest.upper() {
-            hint.set_upper(upper + head);
+            hint.set_upper(upper.saturating_add(read));
         }
         hint
     }
@@ -438,6 +456,51 @@ mod tests {
             (Bytes::from("abcdefgh"), Some(trailers()))
         );
         assert_eq!(judged.load(Ordering::SeqCst), 0);
+    }
+
+    #[test]
+    fn a_frame_far_past_the_limit_is_not_copied() {
+        let big = Bytes::from(vec![7u8; 1 << 20]);
+        let classify = RejectOnBody::new(|_: &response::Parts, _: &[u8]| true).limit(4);
+        let response = Response::new(Chunks(VecDeque::from([
+            Frame::data(Bytes::from_static(b"ab")),
+            Frame::data(big.clone()),
+        ])));
+        let (verdict, response) = run(classify.classify(response)).unwrap();
+        assert_eq!(verdict, Verdict::Accepted);
+        let body = response.into_body();
+        assert_eq!(body.head.len(), 4, "only the limit is copied");
+        let (data, _) = drain(body);
+        assert_eq!(data.len(), 2 + big.len());
+        assert_eq!(&data[..2], b"ab");
+        assert!(data[2..].iter().all(|&b| b == 7));
+    }
+
+    #[test]
+    fn a_huge_size_hint_after_reading_saturates() {
+        struct Huge(bool);
+        impl Body for Huge {
+            type Data = Bytes;
+            type Error = std::convert::Infallible;
+            fn poll_frame(
+                mut self: Pin<&mut Self>,
+                _cx: &mut Context<'_>,
+            ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+                let first = std::mem::replace(&mut self.0, false);
+                Poll::Ready(first.then(|| Ok(Frame::data(Bytes::from_static(b"abcdef")))))
+            }
+            fn size_hint(&self) -> SizeHint {
+                // Unknown before the first frame, then as large as it goes.
+                if self.0 {
+                    SizeHint::new()
+                } else {
+                    SizeHint::with_exact(u64::MAX)
+                }
+            }
+        }
+        let classify = RejectOnBody::new(|_: &response::Parts, _: &[u8]| true).limit(4);
+        let (_, response) = run(classify.classify(Response::new(Huge(true)))).unwrap();
+        assert_eq!(response.body().size_hint().lower(), u64::MAX);
     }
 
     #[test]

@@ -46,7 +46,8 @@ where
 
 /// A header value that holds a token: marked sensitive, so that HTTP/2's
 /// header compression and loggers that honour the mark leave it out.
-fn secret(value: String) -> Result<HeaderValue, InvalidToken> {
+fn secret(value: impl Into<Vec<u8>>) -> Result<HeaderValue, InvalidToken> {
+    let value: Vec<u8> = value.into();
     let mut value = HeaderValue::try_from(value).map_err(|_| InvalidToken)?;
     value.set_sensitive(true);
     Ok(value)
@@ -104,17 +105,22 @@ impl Cookie {
 impl<T: AsRef<str>> Inject<T> for Cookie {
     fn inject(&self, token: &T, headers: &mut HeaderMap) -> Result<(), InvalidToken> {
         let prefix = format!("{}=", self.name);
-        let mut cookies: Vec<String> = headers
+        // Bytes, not `str`: a cookie value may hold any byte a header value
+        // may (obs-text included), and every cookie but ours is kept as is.
+        let mut value = Vec::new();
+        let others = headers
             .get_all(COOKIE)
             .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(';'))
-            .map(str::trim)
-            .filter(|c| !c.is_empty() && !c.starts_with(&prefix))
-            .map(str::to_string)
-            .collect();
-        cookies.push(format!("{prefix}{}", token.as_ref()));
-        let value = secret(cookies.join("; "))?;
+            .flat_map(|v| v.as_bytes().split(|&b| b == b';'))
+            .map(<[u8]>::trim_ascii)
+            .filter(|c| !c.is_empty() && !c.starts_with(prefix.as_bytes()));
+        for cookie in others {
+            value.extend_from_slice(cookie);
+            value.extend_from_slice(b"; ");
+        }
+        value.extend_from_slice(prefix.as_bytes());
+        value.extend_from_slice(token.as_ref().as_bytes());
+        let value = secret(value)?;
         headers.insert(COOKIE, value);
         Ok(())
     }
@@ -173,6 +179,15 @@ mod tests {
         assert_eq!(Bearer.inject(&bad, &mut headers), Err(InvalidToken));
         assert_eq!(headers.len(), 1);
         assert_eq!(headers[COOKIE], "a=1");
+    }
+
+    #[test]
+    fn cookies_with_bytes_beyond_ascii_are_kept() {
+        let mut headers = HeaderMap::new();
+        let theirs = HeaderValue::from_bytes(b"name=caf\xe9; S=old").unwrap();
+        headers.insert(COOKIE, theirs);
+        Cookie::new("S").inject(&"t", &mut headers).unwrap();
+        assert_eq!(headers[COOKIE].as_bytes(), b"name=caf\xe9; S=t");
     }
 
     #[test]

@@ -490,10 +490,11 @@ where
                     }
                 }
                 let new = Record::new(generation, owner.clone(), Some(stored));
-                match inner.store.swap(&inner.scope, expected, &new) {
+                match self.persist(expected, &new, grant.until).await {
                     Ok(Swap::Done) => {
                         let mut memory = inner.memory.lock();
                         memory.held = memory.held.max(generation);
+                        memory.pending = None;
                         remember(&mut memory, new);
                         tracing::debug!(generation = generation.0, "token store: refreshed");
                         Some(Ok(renewal.token))
@@ -501,6 +502,7 @@ where
                     Ok(Swap::Conflict { current }) => {
                         // Our lease ran out and someone else stored a newer
                         // generation: never publish ours over theirs.
+                        inner.memory.lock().pending = None;
                         tracing::warn!(
                             ours = generation.0,
                             current = current.0,
@@ -512,10 +514,8 @@ where
                                 .ok_or(RefreshError::Transient(GuardError::Fenced)),
                         )
                     }
-                    Err(e) => {
-                        inner.memory.lock().pending = Some((expected, new));
-                        transient(e)
-                    }
+                    // Pending already: written first on the next call.
+                    Err(e) => transient(e),
                 }
             }
             Err(RefreshError::Permanent(e)) => {
@@ -539,6 +539,39 @@ where
             Err(RefreshError::Transient(e)) => {
                 Some(Err(RefreshError::Transient(GuardError::Refresher(e))))
             }
+        }
+    }
+
+    /// Compare-and-swaps a fresh renewal, trying again after a failed
+    /// write for as long as the lease lasts. The server has rotated the
+    /// credential already: given back unwritten, the lease would let the
+    /// next holder spend the old one, a reuse that revokes the login. The
+    /// renewal is pending in memory from the first failure on, so a call
+    /// dropped while it waits here still keeps it for the next call.
+    async fn persist(
+        &self,
+        expected: Generation,
+        new: &Record,
+        until: UnixMillis,
+    ) -> Result<Swap, StoreError> {
+        let inner = &*self.inner;
+        let mut delay = REWRITE_FIRST_DELAY;
+        loop {
+            let error = match inner.store.swap(&inner.scope, expected, new) {
+                Err(e) => e,
+                done_or_conflict => return done_or_conflict,
+            };
+            inner.memory.lock().pending = Some((expected, new.clone()));
+            // The wait and as long again for the write itself: a write
+            // that lands after the lease ran out would race a new holder.
+            let left = until.saturating_since(UnixMillis::now());
+            if left < delay.saturating_mul(2) {
+                tracing::warn!(error = %error, "token store: renewal not stored, kept in memory");
+                return Err(error);
+            }
+            tracing::debug!(error = %error, ?delay, "token store: renewal not stored, trying again");
+            inner.sleep.sleep(delay).await;
+            delay = (delay * 2).min(REWRITE_MAX_DELAY);
         }
     }
 
@@ -570,6 +603,11 @@ where
         Some(to_fresh(token, clock, now))
     }
 }
+
+/// The first wait before a failed renewal write is tried again; it
+/// doubles per failure up to [`REWRITE_MAX_DELAY`].
+const REWRITE_FIRST_DELAY: Duration = Duration::from_millis(50);
+const REWRITE_MAX_DELAY: Duration = Duration::from_secs(1);
 
 fn next(g: Generation) -> Generation {
     Generation(g.0.saturating_add(1))

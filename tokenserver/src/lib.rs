@@ -196,18 +196,8 @@ impl TokenServer {
     ///
     /// When the socket cannot be bound.
     pub async fn start(knobs: Knobs) -> std::io::Result<Self> {
-        let shared = Arc::new(Shared {
-            knobs,
-            reject_all: AtomicBool::new(false),
-            state: Mutex::new(Books::default()),
-        });
-        let app = Router::new()
-            .route("/login", post(login))
-            .route("/token", post(refresh))
-            .route("/api/data", any(data))
-            .route("/api/recipe", any(recipe))
-            .route("/public", get(public))
-            .with_state(Arc::clone(&shared));
+        let shared = Shared::new(knobs);
+        let app = routes(Arc::clone(&shared));
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0)).await?;
         let addr = listener.local_addr()?;
         let task = tokio::spawn(async move {
@@ -216,6 +206,30 @@ impl TokenServer {
             let _ = axum::serve(listener, app).await;
         });
         Ok(TokenServer { addr, shared, task })
+    }
+
+    /// The server's routes with books of their own, to be driven in process
+    /// (say, with `tower::ServiceExt::oneshot`) rather than over a socket:
+    /// every request is answered exactly as a started server answers it.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// use axum::body::Body;
+    /// use axum::http::{Request, StatusCode};
+    /// use tokenserver::{Knobs, TokenServer};
+    /// use tower::ServiceExt;
+    ///
+    /// let app = TokenServer::router(Knobs::default());
+    /// let request = Request::post("/token").body(Body::from("garbage")).unwrap();
+    /// let response = app.oneshot(request).await.unwrap();
+    /// assert!(response.status().is_client_error());
+    /// # }
+    /// ```
+    pub fn router(knobs: Knobs) -> Router {
+        routes(Shared::new(knobs))
     }
 
     /// The server's address.
@@ -259,7 +273,25 @@ struct Shared {
     state: Mutex<Books>,
 }
 
+fn routes(shared: Arc<Shared>) -> Router {
+    Router::new()
+        .route("/login", post(login))
+        .route("/token", post(refresh))
+        .route("/api/data", any(data))
+        .route("/api/recipe", any(recipe))
+        .route("/public", get(public))
+        .with_state(shared)
+}
+
 impl Shared {
+    fn new(knobs: Knobs) -> Arc<Self> {
+        Arc::new(Shared {
+            knobs,
+            reject_all: AtomicBool::new(false),
+            state: Mutex::new(Books::default()),
+        })
+    }
+
     fn books(&self) -> MutexGuard<'_, Books> {
         // A panicking handler holds no invariant half-done that matters to a
         // test server: keep serving.

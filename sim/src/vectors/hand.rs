@@ -583,6 +583,23 @@ pub(super) fn scripts() -> Vec<Script> {
                 (90_200, Acquire(4)),
             ],
         },
+        Script {
+            name: "quiet-give-up-cool-down-ends-at-usable-time",
+            about: "the cool-down after a refresh ahead of expiry gave up ends no later than the token's usable time: the first request that finds the token past its safety margin waits for a new round instead of failing fast for a round nobody waited on",
+            config: |c| {
+                base(c);
+                c.max_refresh_attempts = 1;
+            },
+            steps: vec![
+                (0, SetToken("t1".into(), Some(100_000))),
+                (92_000, Acquire(1)),
+                (92_050, RefreshTransient(1)),
+                (94_000, Acquire(2)),
+                (95_000, Acquire(3)),
+                (95_100, RefreshOk(2, "t2".into(), Some(200_000))),
+                (95_200, Acquire(4)),
+            ],
+        },
     ]
 }
 

@@ -600,7 +600,11 @@ impl Port {
         } else {
             self.jitter.equal(self.cfg.cooldown, self.bug)
         };
-        self.give_up(err(kind), Some(now.saturating_add(cool)));
+        let mut retry_at = now.saturating_add(cool);
+        if let Some(c) = self.token.as_ref().filter(|c| c.usable(now)) {
+            retry_at = retry_at.min(c.usable_until.unwrap_or(u64::MAX));
+        }
+        self.give_up(err(kind), Some(retry_at));
     }
 
     fn ordered(&self, waiters: BTreeMap<u64, (u32, u64)>) -> Vec<(u64, u32)> {
