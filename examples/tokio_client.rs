@@ -54,6 +54,9 @@ async fn main() {
     // Refresh 50 ms ahead of expiry, so most requests never see a 401.
     config.expiry_skew = Duration::from_millis(50);
     config.skew_jitter = Duration::from_millis(10);
+    // Tokens here live 200 ms: the default 5 s safety margin would count
+    // every one as expired on arrival.
+    config.safety_margin = Duration::from_millis(10);
     let s = Arc::clone(&server);
     let handle = Handle::builder(move |_| {
         let s = Arc::clone(&s);
