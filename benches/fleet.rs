@@ -27,7 +27,7 @@ use tokenflight::store::{
     FileStore, GuardOptions, Owner, Record, RedisStore, Renewal, Scope, Secret, Store, StoredToken,
     Swap,
 };
-use tokenflight::{Builder, Clock, Config, Fresh, Generation, RefreshError};
+use tokenflight::{Clock, Config, Fresh, Generation, Handle, RefreshError};
 
 const WAITERS: usize = 1_000;
 const ENDPOINT: Duration = Duration::from_millis(50);
@@ -254,10 +254,10 @@ where
         )
         .with_options(GuardOptions::default());
     let clock = Clock::system();
-    let handle = Builder::new()
+    let handle = Handle::builder(guard.refresher())
         .config(Config::default())
         .clock(clock.clone())
-        .build(guard.refresher())
+        .build()
         .unwrap();
     handle.set_token(guard.load(&clock).unwrap().unwrap());
     herd(handle, go).await
@@ -273,7 +273,7 @@ where
 {
     let scope = Scope::new(SCOPE);
     let held = Arc::new(AtomicU64::new(1));
-    let refresher = move |_clock: Clock| {
+    let refresher = move |_| {
         let (store, scope, held, answer) =
             (store.clone(), scope.clone(), Arc::clone(&held), endpoint());
         async move {
@@ -297,9 +297,9 @@ where
             Ok(fresh)
         }
     };
-    let handle = Builder::new()
+    let handle = Handle::builder(refresher)
         .config(Config::default())
-        .build(refresher)
+        .build()
         .unwrap();
     handle.set_token(Fresh::new("at-1".to_string()));
     herd(handle, go).await

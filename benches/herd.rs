@@ -26,7 +26,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use stats_alloc::{StatsAlloc, INSTRUMENTED_SYSTEM};
-use tokenflight::{Builder, Clock, Config, Fresh, Handle, RefreshError, Timestamp};
+use tokenflight::{Clock, Config, Fresh, Handle, RefreshError, Timestamp};
 
 use common::{Moka, MutexHeld, PlRwLock, RefreshFn, SwapMutex, Token, TokioRwLock};
 
@@ -196,19 +196,19 @@ impl Flight {
                 + Duration::from_nanos(clock_skip.load(Ordering::SeqCst))
         });
         let refresh_herd = Arc::clone(herd);
-        let handle = Builder::new()
-            .config(Config::default())
-            .clock(clock)
-            .sleep(tokio::time::sleep)
-            .build(move |clock: Clock| {
-                let herd = Arc::clone(&refresh_herd);
-                async move {
-                    let value = if herd.refresh().await { "fresh" } else { "old" };
-                    let fresh = Fresh::new(value.to_string()).expiring_at(clock.after(LIFETIME));
-                    Ok::<_, RefreshError<()>>(fresh)
-                }
-            })
-            .unwrap();
+        let handle = Handle::builder(move |_| {
+            let herd = Arc::clone(&refresh_herd);
+            async move {
+                let value = if herd.refresh().await { "fresh" } else { "old" };
+                let fresh = Fresh::new(value.to_string()).expires_in(LIFETIME);
+                Ok::<_, RefreshError<()>>(fresh)
+            }
+        })
+        .config(Config::default())
+        .clock(clock)
+        .sleep(tokio::time::sleep)
+        .build()
+        .unwrap();
         let counted = handle.clone();
         let _ = herd.parked.set(Box::new(move || counted.waiters()));
         Flight { handle, skip }

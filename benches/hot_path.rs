@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
 use criterion::Criterion;
-use tokenflight::{blocking, Clock, Config, Fresh, Handle, RefreshError};
+use tokenflight::{blocking, Config, Fresh, Handle, RefreshError};
 
 use common::{poll_once, Moka, MutexHeld, PlRwLock, SwapMutex, Token, TokioRwLock};
 
@@ -85,16 +85,16 @@ fn contenders() -> Vec<Contender> {
     let swap = Arc::new(ArcSwap::from_pointee(Token::new("token", LIFETIME)));
     let swap_full = Arc::clone(&swap);
 
-    let refresher = |clock: Clock| async move {
-        let fresh = Fresh::new("token".to_string()).expiring_at(clock.after(LIFETIME));
+    let refresher = |_| async move {
+        let fresh = Fresh::new("token".to_string()).expires_in(LIFETIME);
         Ok::<_, RefreshError<()>>(fresh)
     };
     let handle = Handle::new(Config::default(), refresher).unwrap();
     futures::executor::block_on(handle.ticket()).unwrap();
     let handle_ticket = handle.clone();
 
-    let blocking = blocking::Handle::new(Config::default(), |clock: Clock| {
-        let fresh = Fresh::new("token".to_string()).expiring_at(clock.after(LIFETIME));
+    let blocking = blocking::Handle::new(Config::default(), |_| {
+        let fresh = Fresh::new("token".to_string()).expires_in(LIFETIME);
         Ok::<_, RefreshError<()>>(fresh)
     })
     .unwrap();

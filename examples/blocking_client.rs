@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use tokenflight::{blocking, Clock, Config, Fresh, RefreshError, Reply};
+use tokenflight::{blocking, Config, Fresh, RefreshError, Reply};
 
 const TTL: Duration = Duration::from_millis(100);
 
@@ -54,7 +54,7 @@ fn main() {
     // still refreshes once per expiry.
     config.max_auth_retries = 2;
     let s = Arc::clone(&server);
-    let handle = blocking::Handle::new(config, move |_clock: Clock| {
+    let handle = blocking::Handle::new(config, move |_| {
         Ok::<_, RefreshError<std::io::Error>>(Fresh::new(s.refresh()))
     })
     .expect("a valid configuration");

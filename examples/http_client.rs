@@ -10,7 +10,6 @@
 
 use std::error::Error as _;
 use std::fmt;
-use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -19,13 +18,20 @@ use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
-use parking_lot::Mutex;
 use tokenflight::http::{AuthLayer, SkipAuth};
-use tokenflight::{Builder, Clock, Config, Fresh, Handle, RefreshError, TokioSleep};
+use tokenflight::{Config, Credential, Fresh, Handle, Refresh, RefreshError};
 use tokenserver::{Grant, Knobs, RefreshFault, Stats, TokenServer, REQUEST_ID};
 use tower::{Layer, ServiceExt};
 
 type Hyper = Client<HttpConnector, Full<Bytes>>;
+
+/// The token a grant carries, with its lifetime and the refresh token that
+/// the next refresh must present.
+fn fresh(grant: Grant) -> Fresh<String> {
+    Fresh::new(grant.access_token)
+        .expires_in(Duration::from_millis(grant.expires_in_ms))
+        .with_credential(Credential::new(grant.refresh_token))
+}
 
 /// Why the refresher brought no token.
 #[derive(Debug)]
@@ -69,46 +75,35 @@ async fn session(server: &TokenServer, client: &Hyper) -> Handle<String, Refresh
     config.expiry_skew = Duration::ZERO;
     config.skew_jitter = Duration::ZERO;
     config.max_auth_retries = 3;
-    let clock = Clock::system();
-    let refresh_token = Arc::new(Mutex::new(String::new()));
-    let (cell, url, http) = (
-        Arc::clone(&refresh_token),
-        server.url("/token"),
-        client.clone(),
-    );
-    let handle = Builder::new()
-        .config(config)
-        .clock(clock.clone())
-        .sleep(TokioSleep)
-        .build(move |clock: Clock| {
-            let (cell, url, http) = (Arc::clone(&cell), url.clone(), http.clone());
-            async move {
-                let body = serde_json::json!({ "refresh_token": *cell.lock() }).to_string();
-                let unavailable = |e: String| RefreshError::Transient(RefreshFail::Unavailable(e));
-                let (status, body) = post(&http, url, body).await.map_err(unavailable)?;
-                match status {
-                    StatusCode::OK => {
-                        let grant: Grant = serde_json::from_slice(&body)
-                            .map_err(|e| unavailable(e.to_string()))?;
-                        *cell.lock() = grant.refresh_token;
-                        let expires = clock.after(Duration::from_millis(grant.expires_in_ms));
-                        Ok(Fresh::new(grant.access_token).expiring_at(expires))
-                    }
-                    StatusCode::BAD_REQUEST => {
-                        Err(RefreshError::Permanent(RefreshFail::InvalidGrant))
-                    }
-                    other => Err(unavailable(other.to_string())),
+    let (url, http) = (server.url("/token"), client.clone());
+    // The server rotates its refresh token with every access token: the
+    // handle keeps the latest with the token and hands it to the next call.
+    let handle = Handle::builder(move |refresh: Refresh<String>| {
+        let (url, http) = (url.clone(), http.clone());
+        async move {
+            let presented = refresh.credential().map_or("", Credential::expose);
+            let body = serde_json::json!({ "refresh_token": presented }).to_string();
+            let unavailable = |e: String| RefreshError::Transient(RefreshFail::Unavailable(e));
+            let (status, body) = post(&http, url, body).await.map_err(unavailable)?;
+            match status {
+                StatusCode::OK => {
+                    let grant: Grant =
+                        serde_json::from_slice(&body).map_err(|e| unavailable(e.to_string()))?;
+                    Ok(fresh(grant))
                 }
+                StatusCode::BAD_REQUEST => Err(RefreshError::Permanent(RefreshFail::InvalidGrant)),
+                other => Err(unavailable(other.to_string())),
             }
-        })
-        .expect("a valid configuration");
+        }
+    })
+    .config(config)
+    .build()
+    .expect("a valid configuration");
     let (_, body) = post(client, server.url("/login"), "{}".into())
         .await
         .expect("login");
     let grant: Grant = serde_json::from_slice(&body).expect("a grant");
-    *refresh_token.lock() = grant.refresh_token;
-    let expires = clock.after(Duration::from_millis(grant.expires_in_ms));
-    handle.set_token(Fresh::new(grant.access_token).expiring_at(expires));
+    handle.set_token(fresh(grant));
     handle
 }
 

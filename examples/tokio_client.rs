@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokenflight::{Builder, Clock, Config, Fresh, RefreshError, Reply, TokioSleep};
+use tokenflight::{Config, Fresh, Handle, RefreshError, Reply, TokioSleep};
 use tokio::time::Instant;
 
 const TTL: Duration = Duration::from_millis(200);
@@ -54,20 +54,21 @@ async fn main() {
     // Refresh 50 ms ahead of expiry, so most requests never see a 401.
     config.expiry_skew = Duration::from_millis(50);
     config.skew_jitter = Duration::from_millis(10);
+    // Tokens here live 200 ms: the default 5 s safety margin would count
+    // every one as expired on arrival.
+    config.safety_margin = Duration::from_millis(10);
     let s = Arc::clone(&server);
-    let handle = Builder::new()
-        .config(config)
-        .sleep(TokioSleep)
-        .build(move |clock: Clock| {
-            let s = Arc::clone(&s);
-            async move {
-                let (token, expires_in) = s.refresh().await;
-                Ok::<_, RefreshError<std::io::Error>>(
-                    Fresh::new(token).expiring_at(clock.after(expires_in)),
-                )
-            }
-        })
-        .expect("a valid configuration");
+    let handle = Handle::builder(move |_| {
+        let s = Arc::clone(&s);
+        async move {
+            let (token, expires_in) = s.refresh().await;
+            Ok::<_, RefreshError<std::io::Error>>(Fresh::new(token).expires_in(expires_in))
+        }
+    })
+    .config(config)
+    .sleep(TokioSleep)
+    .build()
+    .expect("a valid configuration");
 
     let start = Instant::now();
     let tasks: Vec<_> = (0..2_000u64)

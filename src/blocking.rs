@@ -1,18 +1,23 @@
-//! A handle for plain threads: requests block while a refresh runs.
+//! A handle for plain threads: requests block while a refresh they need
+//! runs.
 //!
-//! The refresh runs on one of the waiting threads (the first to see it due),
-//! outside the lock; the others sleep on a condition variable until their
-//! outcome arrives or the core's next deadline passes. The condition
-//! variable is the timer, so refresh timeouts and back-off need nothing
-//! else. The thread running the refresher returns only when the refresher
-//! does: its attempt's timeout is enforced by the other waiting threads,
-//! which start the next attempt on time (on another thread) while it runs.
+//! The refresher runs on a thread of the handle's own, started with the
+//! first call and ended with the handle: a call the core starts is made at
+//! once, whether a request waits for it or not (a refresh ahead of expiry
+//! never holds a request), and one at a time, so the token endpoint never
+//! sees two calls of this handle at once. Waiting requests sleep on a
+//! condition variable until their outcome arrives or the core's next
+//! deadline passes; the condition variable is the timer, so refresh
+//! timeouts and back-off need nothing else. A blocking call cannot be
+//! dropped: one that outlives its timeout keeps the handle's thread until
+//! it returns, and the next call waits for it.
 
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::Arc;
 
 use crate::front::{
-    self, Asked, Board, Driving, Fault, HandleError, Place, Published, Reply, Ticket,
+    self, Asked, Board, Driving, Fault, HandleError, Place, Published, Refresh, Reply, Status,
+    Ticket,
 };
 use crate::sync::{Condvar, Mutex, SnapshotCell};
 use crate::{
@@ -20,7 +25,7 @@ use crate::{
 };
 
 type RefreshResult<T, E> = Result<Fresh<T>, RefreshError<E>>;
-type Refresher<T, E> = Box<dyn Fn(Clock) -> RefreshResult<T, E> + Send + Sync + 'static>;
+type Refresher<T, E> = Box<dyn Fn(Refresh<T>) -> RefreshResult<T, E> + Send + Sync + 'static>;
 
 /// Shares one access token among many threads and refreshes it once per
 /// expiry.
@@ -32,7 +37,7 @@ type Refresher<T, E> = Box<dyn Fn(Clock) -> RefreshResult<T, E> + Send + Sync + 
 /// ```
 /// use tokenflight::{blocking, Config, Fresh, RefreshError, Reply};
 ///
-/// let handle = blocking::Handle::new(Config::default(), |_clock| {
+/// let handle = blocking::Handle::new(Config::default(), |_| {
 ///     Ok::<_, RefreshError<std::io::Error>>(Fresh::new("token-1".to_string()))
 /// })
 /// .unwrap();
@@ -73,9 +78,79 @@ struct Shared<T, E> {
 
 struct State<T, E> {
     board: Board<T, E, ()>,
-    /// The latest attempt a thread has taken on: each attempt the core
-    /// starts is run by exactly one thread.
-    claimed: Option<RefreshId>,
+    /// The latest attempt handed to the handle's thread: each call the
+    /// core starts is made exactly once.
+    sent: Option<RefreshId>,
+    /// The handle's thread for the refresher, started with the first call.
+    worker: Option<Worker>,
+}
+
+/// Configures a blocking [`Handle`]; made by [`Handle::builder`].
+///
+/// # Examples
+///
+/// ```
+/// use tokenflight::{blocking, Clock, Fresh, RefreshError, Timestamp};
+///
+/// let handle = blocking::Handle::builder(|_| Ok::<_, RefreshError<()>>(Fresh::new(1)))
+///     .clock(Clock::manual(|| Timestamp::ZERO))
+///     .build()
+///     .unwrap();
+/// # drop(handle);
+/// ```
+pub struct Builder<T, E> {
+    refresher: Refresher<T, E>,
+    config: Config,
+    clock: Option<Clock>,
+}
+
+impl<T, E> std::fmt::Debug for Builder<T, E> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("blocking::Builder")
+            .field("config", &self.config)
+            .field("clock", &self.clock)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<T, E> Builder<T, E>
+where
+    T: Send + Sync + 'static,
+    E: Send + Sync + 'static,
+{
+    /// The core's configuration ([`Config::default`] if not set).
+    pub fn config(mut self, config: Config) -> Self {
+        self.config = config;
+        self
+    }
+
+    /// Where time comes from ([`Clock::system`] if not set).
+    pub fn clock(mut self, clock: Clock) -> Self {
+        self.clock = Some(clock);
+        self
+    }
+
+    /// The handle.
+    ///
+    /// # Errors
+    ///
+    /// [`BuildError::Config`] for a configuration that cannot work.
+    pub fn build(self) -> Result<Handle<T, E>, BuildError> {
+        let clock = self.clock.unwrap_or_else(Clock::system);
+        Ok(Handle {
+            shared: Arc::new(Shared {
+                snapshot: SnapshotCell::empty(),
+                clock: clock.clone(),
+                refresher: self.refresher,
+                state: Mutex::new(State {
+                    board: Board::new(self.config, clock)?,
+                    sent: None,
+                    worker: None,
+                }),
+                changed: Condvar::new(),
+            }),
+        })
+    }
 }
 
 impl<T, E> Handle<T, E>
@@ -83,9 +158,38 @@ where
     T: Send + Sync + 'static,
     E: Send + Sync + 'static,
 {
-    /// A handle with `config` and the system clock; `refresher` gets a new
-    /// token (it gets the handle's [`Clock`] to turn an `expires_in` into a
-    /// [`Timestamp`]).
+    /// A builder for a handle whose `refresher` gets each new token: it is
+    /// told what it replaces ([`Refresh`]) and answers with a [`Fresh`]
+    /// token (or a [`RefreshError`] that says whether to retry). It runs on
+    /// a thread of the handle's own.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tokenflight::{blocking, Clock, Config, Fresh, RefreshError, Timestamp};
+    ///
+    /// let handle = blocking::Handle::builder(|_| {
+    ///     Ok::<_, RefreshError<()>>(Fresh::new("tok").expires_in(Duration::from_secs(3600)))
+    /// })
+    /// .config(Config::default())
+    /// .clock(Clock::manual(|| Timestamp::ZERO))
+    /// .build()
+    /// .unwrap();
+    /// assert_eq!(*handle.ticket().unwrap().token(), "tok");
+    /// ```
+    pub fn builder<F>(refresher: F) -> Builder<T, E>
+    where
+        F: Fn(Refresh<T>) -> RefreshResult<T, E> + Send + Sync + 'static,
+    {
+        Builder {
+            refresher: Box::new(refresher),
+            config: Config::default(),
+            clock: None,
+        }
+    }
+
+    /// A handle with `config` and the defaults of [`Handle::builder`].
     ///
     /// # Errors
     ///
@@ -95,54 +199,38 @@ where
     ///
     /// ```
     /// use std::time::Duration;
-    /// use tokenflight::{blocking, Clock, Config, Fresh, RefreshError};
+    /// use tokenflight::{blocking, Config, Fresh, RefreshError};
     ///
-    /// let handle = blocking::Handle::new(Config::default(), |clock: Clock| {
-    ///     let expires_at = clock.after(Duration::from_secs(3600));
-    ///     Ok::<_, RefreshError<()>>(Fresh::new("tok").expiring_at(expires_at))
+    /// let handle = blocking::Handle::new(Config::default(), |_| {
+    ///     Ok::<_, RefreshError<()>>(Fresh::new("tok").expires_in(Duration::from_secs(3600)))
     /// });
     /// assert!(handle.is_ok());
     /// ```
     pub fn new<F>(config: Config, refresher: F) -> Result<Self, BuildError>
     where
-        F: Fn(Clock) -> RefreshResult<T, E> + Send + Sync + 'static,
+        F: Fn(Refresh<T>) -> RefreshResult<T, E> + Send + Sync + 'static,
     {
-        Handle::with_clock(config, Clock::system(), refresher)
+        Handle::builder(refresher).config(config).build()
     }
 
-    /// As [`new`](Handle::new), with time from `clock`.
-    ///
-    /// # Errors
-    ///
-    /// As [`new`](Handle::new).
+    /// The handle's state at a glance, for health checks: phase, current
+    /// generation, waiters, when the next refresh is due.
     ///
     /// # Examples
     ///
     /// ```
-    /// use tokenflight::{blocking, Clock, Config, Fresh, RefreshError, Timestamp};
+    /// use tokenflight::{blocking, Config, Fresh, Generation, Phase, RefreshError};
     ///
-    /// let clock = Clock::manual(|| Timestamp::ZERO);
-    /// let handle = blocking::Handle::with_clock(Config::default(), clock, |_| {
+    /// let handle = blocking::Handle::new(Config::default(), |_| {
     ///     Ok::<_, RefreshError<()>>(Fresh::new("tok"))
-    /// });
-    /// assert!(handle.is_ok());
+    /// })
+    /// .unwrap();
+    /// handle.ticket().unwrap();
+    /// assert_eq!(handle.status().generation, Generation(1));
+    /// assert_eq!(handle.status().phase, Phase::Idle);
     /// ```
-    pub fn with_clock<F>(config: Config, clock: Clock, refresher: F) -> Result<Self, BuildError>
-    where
-        F: Fn(Clock) -> RefreshResult<T, E> + Send + Sync + 'static,
-    {
-        Ok(Handle {
-            shared: Arc::new(Shared {
-                snapshot: SnapshotCell::empty(),
-                clock: clock.clone(),
-                refresher: Box::new(refresher),
-                state: Mutex::new(State {
-                    board: Board::new(config, clock)?,
-                    claimed: None,
-                }),
-                changed: Condvar::new(),
-            }),
-        })
+    pub fn status(&self) -> Status {
+        self.shared.state.lock().board.status()
     }
 
     /// Sends a request with the current token and returns its result: waits
@@ -162,7 +250,7 @@ where
     /// use tokenflight::{blocking, Config, Fresh, RefreshError, Reply};
     ///
     /// let issued = AtomicU32::new(0);
-    /// let handle = blocking::Handle::new(Config::default(), move |_clock| {
+    /// let handle = blocking::Handle::new(Config::default(), move |_| {
     ///     Ok::<_, RefreshError<()>>(Fresh::new(issued.fetch_add(1, Ordering::SeqCst) + 1))
     /// })
     /// .unwrap();
@@ -194,7 +282,7 @@ where
     /// ```
     /// use tokenflight::{blocking, Config, Fresh, RefreshError};
     ///
-    /// let handle = blocking::Handle::new(Config::default(), |_clock| {
+    /// let handle = blocking::Handle::new(Config::default(), |_| {
     ///     Ok::<_, RefreshError<()>>(Fresh::new("tok"))
     /// })
     /// .unwrap();
@@ -224,7 +312,7 @@ where
     /// ```
     /// use tokenflight::{blocking, Config, Fresh, RefreshError};
     ///
-    /// let handle = blocking::Handle::new(Config::default(), |_clock| {
+    /// let handle = blocking::Handle::new(Config::default(), |_| {
     ///     Ok::<_, RefreshError<()>>(Fresh::new("tok"))
     /// })
     /// .unwrap();
@@ -251,7 +339,7 @@ where
     /// ```
     /// use tokenflight::{blocking, Config, Fresh, Generation, RefreshError};
     ///
-    /// let handle = blocking::Handle::new(Config::default(), |_clock| {
+    /// let handle = blocking::Handle::new(Config::default(), |_| {
     ///     Ok::<_, RefreshError<()>>(Fresh::new("tok"))
     /// })
     /// .unwrap();
@@ -270,7 +358,7 @@ where
     /// ```
     /// use tokenflight::{blocking, Config, Fresh, RefreshError};
     ///
-    /// let handle = blocking::Handle::new(Config::default(), |_clock| {
+    /// let handle = blocking::Handle::new(Config::default(), |_| {
     ///     Ok::<_, RefreshError<()>>(Fresh::new("tok"))
     /// })
     /// .unwrap();
@@ -289,7 +377,7 @@ where
     /// ```
     /// use tokenflight::{blocking, Config, Fresh, RefreshError};
     ///
-    /// let handle = blocking::Handle::new(Config::default(), |_clock| {
+    /// let handle = blocking::Handle::new(Config::default(), |_| {
     ///     Ok::<_, RefreshError<()>>(Fresh::new("tok"))
     /// })
     /// .unwrap();
@@ -314,7 +402,7 @@ where
     /// ```
     /// use tokenflight::{blocking, Config, Fresh, Generation, RefreshError};
     ///
-    /// let handle = blocking::Handle::new(Config::default(), |_clock| {
+    /// let handle = blocking::Handle::new(Config::default(), |_| {
     ///     Err::<Fresh<&str>, _>(RefreshError::Permanent("no refresh token"))
     /// })
     /// .unwrap();
@@ -322,24 +410,25 @@ where
     /// assert_eq!(handle.try_ticket().unwrap().generation(), Generation(1));
     /// ```
     pub fn set_token(&self, fresh: Fresh<T>) {
-        self.input(|board, now| board.core.handle_set_token(now, fresh));
+        self.input(|board, now| board.set_token(now, fresh));
     }
 
-    /// Declares `generation` bad: if it is current, the next request waits
-    /// for a refresh.
+    /// Declares `generation` bad: if it is current, a refresh starts at
+    /// once (on the handle's thread), and the next request that finds no new
+    /// token waits for it.
     ///
     /// # Examples
     ///
     /// ```
-    /// use tokenflight::{blocking, Config, Fresh, RefreshError};
+    /// use tokenflight::{blocking, Config, Fresh, Generation, RefreshError};
     ///
-    /// let handle = blocking::Handle::new(Config::default(), |_clock| {
+    /// let handle = blocking::Handle::new(Config::default(), |_| {
     ///     Ok::<_, RefreshError<()>>(Fresh::new("tok"))
     /// })
     /// .unwrap();
     /// let ticket = handle.ticket().unwrap();
     /// handle.invalidate(ticket.generation());
-    /// assert!(handle.try_ticket().is_none());
+    /// assert_eq!(handle.ticket().unwrap().generation(), Generation(2));
     /// ```
     pub fn invalidate(&self, generation: Generation) {
         self.input(|board, now| board.core.handle_invalidate(now, generation));
@@ -347,12 +436,12 @@ where
 
     fn input(&self, f: impl FnOnce(&mut Board<T, E, ()>, Timestamp)) {
         let shared = &*self.shared;
-        let mut state = shared.state.lock();
         let now = shared.clock.now();
+        let mut state = shared.state.lock();
         f(&mut state.board, now);
-        state.board.settle(now, &shared.snapshot);
+        let after = self.shared.settle(&mut state, now);
         drop(state);
-        shared.changed.notify_all();
+        after.run(shared);
     }
 
     fn key(&self) -> usize {
@@ -364,8 +453,8 @@ where
         f: impl FnOnce(&mut Board<T, E, ()>, Timestamp) -> Asked<T, E>,
     ) -> Result<Ticket<T>, HandleError<E>> {
         let shared = &*self.shared;
-        let mut state = shared.state.lock();
         let now = shared.clock.now();
+        let mut state = shared.state.lock();
         let mut asked = f(&mut state.board, now);
         if let Asked::Wait(place) = asked {
             if Driving::is_active(self.key()) {
@@ -373,73 +462,175 @@ where
                 asked = Asked::Fail(front::reentrant());
             }
         }
-        state.board.settle(now, &shared.snapshot);
+        let after = self.shared.settle(&mut state, now);
         match asked {
             Asked::Send(ticket) => {
                 drop(state);
-                shared.changed.notify_all();
+                after.run(shared);
                 Ok(ticket)
             }
             Asked::Fail(error) => {
                 drop(state);
-                shared.changed.notify_all();
+                after.run(shared);
                 Err(error)
             }
-            Asked::Wait(place) => self.wait(state, place),
+            Asked::Wait(place) => {
+                drop(state);
+                after.run(shared);
+                self.wait(now, place)
+            }
         }
     }
 
-    /// Blocks until request `id`'s outcome arrives, running the refresh
-    /// when it is due and no other thread runs it, and firing the core's
-    /// timers when their time comes.
-    fn wait<'a>(
-        &'a self,
-        mut state: crate::sync::MutexGuard<'a, State<T, E>>,
-        place: Place,
-    ) -> Result<Ticket<T>, HandleError<E>> {
+    /// Blocks until the outcome of the request at `place` arrives, firing
+    /// the core's timers when their time comes. The refresher runs on the
+    /// handle's own thread, never on a waiting one.
+    fn wait(&self, mut now: Timestamp, place: Place) -> Result<Ticket<T>, HandleError<E>> {
         let shared = &*self.shared;
+        let mut state = shared.state.lock();
         loop {
             if let Some(outcome) = state.board.take_outcome(place) {
-                drop(state);
-                // Others may have been settled in the same step.
-                shared.changed.notify_all();
                 return outcome;
-            }
-            let due = state.board.core.in_flight();
-            if let Some(attempt) = due.filter(|a| state.claimed != Some(*a)) {
-                state.claimed = Some(attempt);
-                drop(state);
-                let result = self.run_refresher();
-                state = shared.state.lock();
-                let now = shared.clock.now();
-                state.board.refreshed(now, attempt, result);
-                state.board.settle(now, &shared.snapshot);
-                shared.changed.notify_all();
-                continue;
             }
             state = match state.board.core.poll_timeout() {
                 Some(at) => shared
                     .changed
-                    .wait_until(state, shared.clock.instant_at(at)),
+                    .wait_until(state, shared.clock.instant_at(at, now)),
                 None => shared.changed.wait(state),
             };
-            let now = shared.clock.now();
+            if state.board.core.poll_timeout().is_none() {
+                continue;
+            }
+            // A timer may be due: read the clock with no guard held.
+            drop(state);
+            now = shared.clock.now();
+            state = shared.state.lock();
             if state.board.core.poll_timeout().is_some_and(|at| at <= now) {
-                state.board.settle(now, &shared.snapshot);
-                shared.changed.notify_all();
+                let after = self.shared.settle(&mut state, now);
+                drop(state);
+                after.run(shared);
+                state = shared.state.lock();
             }
         }
+    }
+}
+
+/// What a step leaves to do once the lock is released.
+#[must_use]
+struct After {
+    notes: Vec<front::log::Note>,
+}
+
+impl After {
+    fn run<T, E>(self, shared: &Shared<T, E>) {
+        // Reported before the waiters are told, so that a request's events
+        // are out when it returns.
+        front::log::emit(self.notes);
+        // Every step may concern a waiter.
+        shared.changed.notify_all();
+    }
+}
+
+/// A call for the handle's thread to make: the attempt, and the `tracing`
+/// dispatcher of the thread that asked for it, so that its events go where
+/// that thread's go.
+struct Call {
+    attempt: RefreshId,
+    dispatch: tracing::Dispatch,
+}
+
+/// The handle's own thread for the refresher: it makes one call at a time,
+/// so the token endpoint never sees two of this handle's at once (S1), and
+/// no request ever runs the refresher (a request that finds a usable token
+/// never waits for a refresh ahead of expiry). It ends when the handle goes.
+struct Worker(std::sync::mpsc::Sender<Call>);
+
+impl Worker {
+    fn start<T, E>(shared: std::sync::Weak<Shared<T, E>>) -> Self
+    where
+        T: Send + Sync + 'static,
+        E: Send + Sync + 'static,
+    {
+        let (tx, rx) = std::sync::mpsc::channel::<Call>();
+        std::thread::Builder::new()
+            .name("tokenflight-refresh".into())
+            .spawn(move || {
+                while let Ok(call) = rx.recv() {
+                    let Some(shared) = shared.upgrade() else {
+                        return;
+                    };
+                    tracing::dispatcher::with_default(&call.dispatch, || {
+                        shared.make_call(call.attempt);
+                    });
+                }
+            })
+            .expect("the refresher's thread could not be started");
+        Worker(tx)
+    }
+
+    fn send(&self, call: Call) {
+        // The thread ends only when the handle goes, with this sender.
+        let _ = self.0.send(call);
+    }
+}
+
+impl<T, E> Shared<T, E>
+where
+    T: Send + Sync + 'static,
+    E: Send + Sync + 'static,
+{
+    /// Settles the board after an input, under the lock; what it leaves to
+    /// do is carried out once the lock is released.
+    fn settle(self: &Arc<Self>, state: &mut State<T, E>, now: Timestamp) -> After {
+        let settled = state
+            .board
+            .settle(now, &mut front::store_changed(&self.snapshot));
+        // The driving contract: a call the core starts is made now, on the
+        // handle's own thread, whether anyone waits for it or not.
+        if let Some(attempt) = state.board.core.outstanding_call() {
+            if state.sent != Some(attempt) {
+                state.sent = Some(attempt);
+                let call = Call {
+                    attempt,
+                    dispatch: tracing::dispatcher::get_default(Clone::clone),
+                };
+                let worker = state
+                    .worker
+                    .get_or_insert_with(|| Worker::start(Arc::downgrade(self)));
+                worker.send(call);
+            }
+        }
+        After {
+            notes: settled.notes,
+        }
+    }
+
+    /// Makes the call `attempt` on the handle's thread, if the core still
+    /// wants it (a call the core abandoned before this thread got to it is
+    /// never made), and reports its answer.
+    fn make_call(self: &Arc<Self>, attempt: RefreshId) {
+        let context = {
+            let state = self.state.lock();
+            if state.board.core.outstanding_call() != Some(attempt) {
+                return;
+            }
+            state.board.refresh_context()
+        };
+        let result = self.run_refresher(context);
+        let now = self.clock.now();
+        let mut state = self.state.lock();
+        state.board.refreshed(now, attempt, result);
+        let after = self.settle(&mut state, now);
+        drop(state);
+        after.run(self);
     }
 
     /// Runs the refresher outside the lock. A panic is caught and becomes a
     /// transient [`Fault::Panicked`]: it is retried like any transient
     /// failure, and when the retries run out every waiter gets the error.
-    fn run_refresher(&self) -> Result<Fresh<T>, RefreshError<Fault<E>>> {
-        let _driving = Driving::enter(self.key());
-        let shared = &*self.shared;
-        match panic::catch_unwind(AssertUnwindSafe(|| {
-            (shared.refresher)(shared.clock.clone())
-        })) {
+    fn run_refresher(&self, context: Refresh<T>) -> Result<Fresh<T>, RefreshError<Fault<E>>> {
+        let _driving = Driving::enter(std::ptr::from_ref(self) as usize);
+        match panic::catch_unwind(AssertUnwindSafe(|| (self.refresher)(context))) {
             Ok(result) => result.map_err(front::lift),
             Err(payload) => Err(RefreshError::Transient(Fault::Panicked(
                 front::panic_message(&*payload),

@@ -5,7 +5,7 @@ use std::time::Duration;
 /// How the core bounds and paces its work.
 ///
 /// Start from [`Config::default`] and change the fields you need; the core
-/// checks the whole of it in [`Core::new`](crate::Core::new).
+/// checks the whole of it when a handle (or [`Core`](crate::core::Core)) is built.
 ///
 /// # Examples
 ///
@@ -149,6 +149,79 @@ impl Config {
     /// The most sends one request may have: its first and its retries.
     pub fn max_sends(&self) -> u32 {
         self.max_auth_retries.saturating_add(1)
+    }
+}
+
+/// Builder-style setters, so that a configuration is one expression from
+/// outside the crate (`Config` is `#[non_exhaustive]`, so a struct literal
+/// is not): `Config::default().with_refresh_timeout(..).with_max_waiters(..)`.
+/// Nothing is checked until the handle (or core) is built.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use tokenflight::{Config, ConfigError};
+///
+/// let config = Config::default()
+///     .with_refresh_timeout(Duration::from_secs(5))
+///     .with_max_waiters(10_000)
+///     .with_seed(7);
+/// assert_eq!(config.refresh_timeout, Duration::from_secs(5));
+/// assert_eq!(Config::default().with_max_waiters(0).validate(), Err(ConfigError::NoWaiters));
+/// ```
+impl Config {
+    /// Sets [`max_waiters`](Config::max_waiters).
+    pub fn with_max_waiters(mut self, max_waiters: usize) -> Self {
+        self.max_waiters = max_waiters;
+        self
+    }
+
+    /// Sets [`max_auth_retries`](Config::max_auth_retries).
+    pub fn with_max_auth_retries(mut self, max_auth_retries: u32) -> Self {
+        self.max_auth_retries = max_auth_retries;
+        self
+    }
+
+    /// Sets [`max_refresh_attempts`](Config::max_refresh_attempts).
+    pub fn with_max_refresh_attempts(mut self, max_refresh_attempts: u32) -> Self {
+        self.max_refresh_attempts = max_refresh_attempts;
+        self
+    }
+
+    /// Sets [`refresh_timeout`](Config::refresh_timeout).
+    pub fn with_refresh_timeout(mut self, refresh_timeout: Duration) -> Self {
+        self.refresh_timeout = refresh_timeout;
+        self
+    }
+
+    /// Sets [`backoff_initial`](Config::backoff_initial) and
+    /// [`backoff_max`](Config::backoff_max).
+    pub fn with_backoff(mut self, initial: Duration, max: Duration) -> Self {
+        self.backoff_initial = initial;
+        self.backoff_max = max;
+        self
+    }
+
+    /// Sets [`cooldown`](Config::cooldown).
+    pub fn with_cooldown(mut self, cooldown: Duration) -> Self {
+        self.cooldown = cooldown;
+        self
+    }
+
+    /// Sets [`expiry_skew`](Config::expiry_skew) and
+    /// [`skew_jitter`](Config::skew_jitter).
+    pub fn with_expiry_skew(mut self, skew: Duration, jitter: Duration) -> Self {
+        self.expiry_skew = skew;
+        self.skew_jitter = jitter;
+        self
+    }
+
+    /// Sets [`seed`](Config::seed): fixes every random choice (tests,
+    /// simulations). Left at zero, each handle draws its own from the OS.
+    pub fn with_seed(mut self, seed: u64) -> Self {
+        self.seed = seed;
+        self
     }
 }
 

@@ -6,10 +6,11 @@
 //! retried with the new token, and that no request is lost, hung or answered
 //! twice.
 //!
-//! The heart is [`Core`], a sans-IO state machine (`Idle` / `Refreshing` /
+//! The heart is [`core::Core`], a sans-IO state machine (`Idle` / `Refreshing` /
 //! `Failed`). It never reads a clock, spawns, sleeps, locks or does I/O: time
 //! comes in with every input, work goes out as [`Action`]s. Front-ends own
-//! the waiting and the I/O; [`check`] holds the invariant checker that every
+//! the waiting and the I/O: [`Handle`] for async code, [`blocking::Handle`]
+//! for threads, [`http`] for `tower` and `reqwest` clients; [`check`] holds the invariant checker that every
 //! verification layer (unit tests, proptest, the exhaustive explorer, loom,
 //! the simulator) shares.
 //!
@@ -23,7 +24,6 @@
 pub mod blocking;
 pub mod check;
 mod config;
-mod core;
 mod error;
 mod front;
 mod handle;
@@ -31,6 +31,8 @@ mod handle;
 pub mod http;
 mod id;
 mod jitter;
+#[path = "core/mod.rs"]
+mod machine;
 #[cfg(feature = "store")]
 pub mod store;
 mod sync;
@@ -38,15 +40,38 @@ mod time;
 mod token;
 
 pub use crate::config::{Config, ConfigError};
-pub use crate::core::{Action, Core, Mutant, Next, Phase, Snapshot, Stats};
 pub use crate::error::{Error, RefreshError, RefreshFailure};
-pub use crate::front::{BuildError, Clock, Fault, HandleError, Reply, Ticket};
+pub use crate::front::{BuildError, Clock, Fault, HandleError, Refresh, Reply, Status, Ticket};
+pub use crate::handle::{Builder, Handle, Sleep, SleepFuture, Spawn, Task, ThreadSleep};
 #[cfg(feature = "tokio")]
-pub use crate::handle::TokioSleep;
-pub use crate::handle::{Builder, Handle, Sleep, SleepFuture, ThreadSleep};
-pub use crate::id::{Generation, RefreshId, RequestId};
+pub use crate::handle::{TokioSleep, TokioSpawn};
+pub use crate::id::Generation;
+pub use crate::machine::{Phase, Stats};
 pub use crate::time::Timestamp;
-pub use crate::token::{Fresh, Lease};
+pub use crate::token::{Credential, Fresh};
+
+/// The sans-IO core, for port authors and custom drivers: a pure state
+/// machine that never reads a clock, spawns, sleeps, locks or does I/O.
+/// Time comes in with every input, work goes out as [`Action`](core::Action)s;
+/// [`Core`](core::Core) says how to drive it. The handles at the crate root
+/// are drivers of it.
+pub mod core {
+    pub use crate::config::{Config, ConfigError};
+    pub use crate::error::{Error, RefreshError, RefreshFailure};
+    pub use crate::id::{Generation, RefreshId, RequestId};
+    pub use crate::machine::{Action, Core, Next, Phase, Snapshot, Stats};
+    pub use crate::time::Timestamp;
+    pub use crate::token::{Fresh, Lease};
+
+    /// Deliberately broken variants of the core, for the checkers' tests.
+    #[doc(hidden)]
+    pub use crate::machine::Mutant;
+}
+
+// The crate root once held the core's types too; they stay reachable there
+// for existing code, out of the docs.
+#[doc(hidden)]
+pub use crate::core::{Action, Core, Lease, Mutant, Next, RefreshId, RequestId, Snapshot};
 
 /// The README's examples, compiled and run as doc-tests so they stay true.
 #[cfg(doctest)]

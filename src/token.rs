@@ -3,6 +3,7 @@
 
 use std::fmt;
 use std::sync::Arc;
+use std::time::Duration;
 
 use crate::{Generation, Timestamp};
 
@@ -85,21 +86,33 @@ impl<T> fmt::Debug for Lease<T> {
 }
 
 /// A token obtained by a refresh or a login, with its expiry if the server
-/// said one.
+/// said one, and the refresh credential to use next time if it rotates one.
+///
+/// A server's `expires_in` goes in as it is ([`expires_in`](Fresh::expires_in)):
+/// the handles timestamp it when the answer arrives. Absolute times go in
+/// with [`expiring_at`](Fresh::expiring_at).
 ///
 /// # Examples
 ///
 /// ```
-/// use tokenflight::{Fresh, Timestamp};
+/// use std::time::Duration;
+/// use tokenflight::{Credential, Fresh, Timestamp};
 ///
-/// let fresh = Fresh::new("secret").expiring_at(Timestamp::from_millis(60_000));
-/// assert_eq!(fresh.expires_at(), Some(Timestamp::from_millis(60_000)));
+/// let fresh = Fresh::new("secret")
+///     .expires_in(Duration::from_secs(60))
+///     .with_credential(Credential::new("refresh-2"));
+/// let stamped = fresh.clone().stamped(Timestamp::ZERO);
+/// assert_eq!(stamped.expires_at(), Some(Timestamp::from_millis(60_000)));
 /// assert!(!format!("{fresh:?}").contains("secret"));
+/// assert!(!format!("{fresh:?}").contains("refresh-2"));
 /// ```
 #[derive(Clone, PartialEq, Eq, Hash)]
 pub struct Fresh<T> {
     token: T,
     expires_at: Option<Timestamp>,
+    /// A lifetime not yet turned into `expires_at`.
+    lifetime: Option<Duration>,
+    credential: Option<Credential>,
 }
 
 impl<T> Fresh<T> {
@@ -109,18 +122,54 @@ impl<T> Fresh<T> {
         Fresh {
             token,
             expires_at: None,
+            lifetime: None,
+            credential: None,
         }
     }
 
     /// The same token, known to expire at `at`.
     pub fn expiring_at(mut self, at: Timestamp) -> Self {
         self.expires_at = Some(at);
+        self.lifetime = None;
         self
     }
 
-    /// When the token expires, if known.
+    /// The same token, expiring `lifetime` after it arrives (a server's
+    /// `expires_in`). The handles timestamp it when the refresher answers;
+    /// a driver of the core calls [`stamped`](Fresh::stamped) itself.
+    pub fn expires_in(mut self, lifetime: Duration) -> Self {
+        self.lifetime = Some(lifetime);
+        self.expires_at = None;
+        self
+    }
+
+    /// The same token, with the refresh credential that the next refresh
+    /// is to use (a rotated refresh token). The handles keep it with the
+    /// token and hand it to the next refresh as
+    /// [`Refresh::credential`](crate::Refresh::credential).
+    pub fn with_credential(mut self, credential: Credential) -> Self {
+        self.credential = Some(credential);
+        self
+    }
+
+    /// The same token with a lifetime given by
+    /// [`expires_in`](Fresh::expires_in) turned into an expiry, counted
+    /// from `now`.
+    pub fn stamped(mut self, now: Timestamp) -> Self {
+        if let Some(lifetime) = self.lifetime.take() {
+            self.expires_at = Some(now + lifetime);
+        }
+        self
+    }
+
+    /// When the token expires, if known (and [`stamped`](Fresh::stamped)).
     pub fn expires_at(&self) -> Option<Timestamp> {
         self.expires_at
+    }
+
+    /// The refresh credential that came with it, if any.
+    pub fn credential(&self) -> Option<&Credential> {
+        self.credential.as_ref()
     }
 
     /// The token itself.
@@ -138,7 +187,43 @@ impl<T> fmt::Debug for Fresh<T> {
         f.debug_struct("Fresh")
             .field("token", &"<redacted>")
             .field("expires_at", &self.expires_at)
+            .field("lifetime", &self.lifetime)
+            .field("credential", &self.credential)
             .finish()
+    }
+}
+
+/// A secret that gets the next token, e.g. an OAuth refresh token: opaque
+/// to the handles, which keep the latest one with the token it came with
+/// and hand it to the next refresh. Never shown by `Debug`.
+///
+/// # Examples
+///
+/// ```
+/// use tokenflight::Credential;
+///
+/// let credential = Credential::new("rt-1");
+/// assert_eq!(credential.expose(), "rt-1");
+/// assert_eq!(format!("{credential:?}"), "Credential(<redacted>)");
+/// ```
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct Credential(Arc<str>);
+
+impl Credential {
+    /// A credential holding `secret`.
+    pub fn new(secret: impl Into<Arc<str>>) -> Self {
+        Credential(secret.into())
+    }
+
+    /// The secret, to put on the refresh request.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Credential {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Credential(<redacted>)")
     }
 }
 

@@ -14,7 +14,7 @@ use futures::executor::LocalPool;
 use futures::future::{FutureExt, RemoteHandle, Shared};
 use futures::task::LocalSpawnExt;
 use tokenflight::{
-    Builder, Clock, Config, Error, Fault, Fresh, Generation, Handle, HandleError, RefreshError,
+    Clock, Config, Error, Fault, Fresh, Generation, Handle, HandleError, RefreshError,
     RefreshFailure, Reply, Timestamp,
 };
 
@@ -114,9 +114,9 @@ fn config() -> Config {
 
 fn handle(server: &Arc<Server>) -> Handle<u64, &'static str> {
     let s = Arc::clone(server);
-    Builder::new()
+    Handle::builder(move |_| Arc::clone(&s).refresh())
         .config(config())
-        .build(move |_clock| Arc::clone(&s).refresh())
+        .build()
         .unwrap()
 }
 
@@ -339,19 +339,19 @@ fn a_refresher_calling_its_own_handle_gets_an_error_not_a_deadlock() {
     let handle_cell: Arc<OnceLock<Handle<u64, &'static str>>> = Arc::new(OnceLock::new());
     let nested_failed = Arc::new(AtomicBool::new(false));
     let (cell, flag) = (Arc::clone(&handle_cell), Arc::clone(&nested_failed));
-    let handle = Builder::new()
-        .config(config())
-        .build(move |_clock| {
-            let (cell, flag) = (Arc::clone(&cell), Arc::clone(&flag));
-            async move {
-                let nested = cell.get().unwrap().ticket().await;
-                if let Err(Error::RefreshUnavailable(RefreshFailure::Refresher(f))) = &nested {
-                    flag.store(matches!(**f, Fault::Reentrant), Ordering::SeqCst);
-                }
-                Ok(Fresh::new(1))
+    let handle = Handle::builder(move |_| {
+        let (cell, flag) = (Arc::clone(&cell), Arc::clone(&flag));
+        async move {
+            let nested = cell.get().unwrap().ticket().await;
+            if let Err(Error::RefreshUnavailable(RefreshFailure::Refresher(f))) = &nested {
+                flag.store(matches!(**f, Fault::Reentrant), Ordering::SeqCst);
             }
-        })
-        .unwrap();
+            Ok(Fresh::new(1))
+        }
+    })
+    .config(config())
+    .build()
+    .unwrap();
     handle_cell.set(handle.clone()).unwrap();
     let ticket = futures::executor::block_on(handle.ticket()).unwrap();
     assert_eq!(*ticket.token(), 1);
@@ -360,10 +360,10 @@ fn a_refresher_calling_its_own_handle_gets_an_error_not_a_deadlock() {
 
 #[test]
 fn without_a_timer_a_back_off_is_refused_at_build_time() {
-    let built = Builder::new()
+    let built = Handle::builder(|_| async { Ok::<_, RefreshError<()>>(Fresh::new(1)) })
         .config(Config::default())
         .without_timer()
-        .build(|_clock| async { Ok::<_, RefreshError<()>>(Fresh::new(1)) });
+        .build();
     assert_eq!(built.err(), Some(tokenflight::BuildError::TimerRequired));
 }
 
@@ -451,10 +451,10 @@ async fn the_tokio_timer_ends_a_back_off() {
     config.backoff_initial = Duration::from_millis(1);
     config.backoff_max = Duration::from_millis(2);
     let s = Arc::clone(&server);
-    let handle = Builder::new()
+    let handle = Handle::builder(move |_| Arc::clone(&s).refresh())
         .config(config)
         .sleep(tokenflight::TokioSleep)
-        .build(move |_clock| Arc::clone(&s).refresh())
+        .build()
         .unwrap();
     server.set_mode(Mode::Panic);
     let result = call(handle.clone(), Arc::clone(&server)).await;
@@ -469,9 +469,9 @@ fn the_thread_timer_ends_a_back_off_under_any_executor() {
     config.backoff_initial = Duration::from_millis(1);
     config.backoff_max = Duration::from_millis(2);
     let s = Arc::clone(&server);
-    let handle = Builder::new()
+    let handle = Handle::builder(move |_| Arc::clone(&s).refresh())
         .config(config)
-        .build(move |_clock| Arc::clone(&s).refresh())
+        .build()
         .unwrap();
     server.set_mode(Mode::Panic);
     let result = futures::executor::block_on(call(handle.clone(), Arc::clone(&server)));
@@ -561,24 +561,24 @@ fn scripted(
     config.max_refresh_attempts = max_refresh_attempts;
     config.cooldown = Duration::from_secs(3600);
     let script = Arc::clone(script);
-    Builder::new()
-        .config(config)
-        .clock(time.clock())
-        .sleep(time.sleep())
-        .build(move |_clock| {
-            script.calls.fetch_add(1, Ordering::SeqCst);
-            let answer = script.answers.lock().unwrap().pop_front();
-            async move {
-                match answer
-                    .expect("the script has an answer for every call")
-                    .await
-                {
-                    Ok(token) => Ok(Fresh::new(token)),
-                    Err(_) => Err(RefreshError::Transient("no answer")),
-                }
+    Handle::builder(move |_| {
+        script.calls.fetch_add(1, Ordering::SeqCst);
+        let answer = script.answers.lock().unwrap().pop_front();
+        async move {
+            match answer
+                .expect("the script has an answer for every call")
+                .await
+            {
+                Ok(token) => Ok(Fresh::new(token)),
+                Err(_) => Err(RefreshError::Transient("no answer")),
             }
-        })
-        .unwrap()
+        }
+    })
+    .config(config)
+    .clock(time.clock())
+    .sleep(time.sleep())
+    .build()
+    .unwrap()
 }
 
 /// A token and its generation, or why there is none.
@@ -835,4 +835,170 @@ fn a_waiter_dropped_from_a_round_is_never_woken_and_the_others_are() {
     drop((first, third));
     assert_eq!(Arc::strong_count(&counts[0]), 1);
     assert_eq!(Arc::strong_count(&counts[2]), 1);
+}
+
+#[test]
+fn a_call_nobody_waits_for_is_made_at_once_and_its_answer_outlives_the_timeout() {
+    // With one attempt per round: an invalidation with no request waiting
+    // starts a call; it must be made now, not when the next request comes,
+    // and its answer, which arrives while no one waits, must reach the core
+    // before that request times the attempt out.
+    let time = ManualTime::default();
+    let (script, mut answers) = Script::new(2);
+    let handle = scripted(&time, &script, 1);
+    let mut pool = LocalPool::new();
+    answers.remove(0).send(7).unwrap();
+    assert_eq!(
+        pool.run_until(ticket(handle.clone())),
+        Ok((7, Generation(1)))
+    );
+    handle.invalidate(Generation(1));
+    assert_eq!(
+        script.calls(),
+        2,
+        "the call was made when the core started it"
+    );
+    answers.remove(0).send(8).unwrap();
+    time.advance(TIMEOUT * 2);
+    pool.run_until_stalled();
+    assert_eq!(
+        pool.run_until(ticket(handle.clone())),
+        Ok((8, Generation(2))),
+        "the answer that came while no one waited is the token"
+    );
+    assert_eq!(script.calls(), 2);
+    assert_eq!(handle.stats().attempts_timed_out, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_nobody_waits_for_runs_on_the_runtime() {
+    // Under tokio the handle spawns the call no request waits for: it is
+    // made and its token adopted without any request coming by.
+    let server = Server::new();
+    let handle = handle(&server);
+    assert_eq!(call(handle.clone(), Arc::clone(&server)).await, Ok(1));
+    handle.invalidate(Generation(1));
+    for _ in 0..2_000 {
+        if handle.try_ticket().is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    let ticket = handle.try_ticket().expect("the refresh ran on its own");
+    assert_eq!((*ticket.token(), ticket.generation()), (2, Generation(2)));
+    assert_eq!(server.refreshes.load(Ordering::SeqCst), 2);
+}
+
+#[test]
+fn a_panicking_timer_is_replaced_by_the_thread_timer() {
+    // The user's Sleep panics (like a tokio timer polled outside a
+    // runtime). The back-off between the two attempts must still end.
+    let calls = Arc::new(AtomicU64::new(0));
+    let c = Arc::clone(&calls);
+    let mut config = Config::default();
+    config.backoff_initial = Duration::from_millis(1);
+    config.backoff_max = Duration::from_millis(1);
+    let handle: Handle<u64, &'static str> = Handle::builder(move |_| {
+        let n = c.fetch_add(1, Ordering::SeqCst);
+        async move {
+            if n == 0 {
+                Err(RefreshError::Transient("busy"))
+            } else {
+                Ok(Fresh::new(n))
+            }
+        }
+    })
+    .config(config)
+    .sleep(|_d: Duration| -> std::future::Ready<()> { panic!("no timer here") })
+    .build()
+    .unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let h = handle.clone();
+    std::thread::spawn(move || {
+        let _ = tx.send(futures::executor::block_on(ticket(h)));
+    });
+    let outcome = rx
+        .recv_timeout(Duration::from_secs(20))
+        .expect("the back-off ended: no silent stall");
+    assert_eq!(outcome, Ok((1, Generation(1))));
+    assert_eq!(calls.load(Ordering::SeqCst), 2);
+}
+
+/// Counts the refresher calls outstanding (made, not yet answered or
+/// dropped) and the most there ever were at once.
+#[derive(Default)]
+struct Outstanding {
+    now: AtomicU64,
+    most: AtomicU64,
+    calls: AtomicU64,
+}
+
+/// One call: counted from its making until it ends or is dropped.
+struct CallGuard(Arc<Outstanding>);
+
+impl CallGuard {
+    fn new(counts: &Arc<Outstanding>) -> Self {
+        counts.calls.fetch_add(1, Ordering::SeqCst);
+        let now = counts.now.fetch_add(1, Ordering::SeqCst) + 1;
+        counts.most.fetch_max(now, Ordering::SeqCst);
+        CallGuard(Arc::clone(counts))
+    }
+}
+
+impl Drop for CallGuard {
+    fn drop(&mut self) {
+        self.0.now.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+#[test]
+fn a_slow_refresher_never_has_two_calls_out() {
+    // refresh_timeout 100 ms, every call takes 250 ms (on the manual
+    // clock): the first attempt times out, but the next one waits for the
+    // call to end; its late answer is the token.
+    let time = ManualTime::default();
+    let counts = Arc::new(Outstanding::default());
+    let mut config = Config::default();
+    config.refresh_timeout = Duration::from_millis(100);
+    config.refresh_abandon_after = Duration::from_secs(1);
+    config.backoff_initial = Duration::from_millis(10);
+    config.backoff_max = Duration::from_millis(10);
+    let (c, t) = (Arc::clone(&counts), time.clone());
+    let handle: Handle<u64, &'static str> = Handle::builder(move |_| {
+        let guard = CallGuard::new(&c);
+        let (time, until) = (t.clone(), t.now() + Duration::from_millis(250));
+        std::future::poll_fn(move |cx| {
+            let _held = &guard;
+            if time.now() >= until {
+                return std::task::Poll::Ready(Ok(Fresh::new(7)));
+            }
+            time.wakers.lock().unwrap().push(cx.waker().clone());
+            std::task::Poll::Pending
+        })
+    })
+    .config(config)
+    .clock(time.clock())
+    .sleep(time.sleep())
+    .build()
+    .unwrap();
+    let mut pool = LocalPool::new();
+    let waiters: Vec<_> = (0..3)
+        .map(|_| {
+            pool.spawner()
+                .spawn_local_with_handle(ticket(handle.clone()))
+                .unwrap()
+        })
+        .collect();
+    for _ in 0..100 {
+        pool.run_until_stalled();
+        assert!(counts.now.load(Ordering::SeqCst) <= 1);
+        time.advance(Duration::from_millis(10));
+    }
+    let results = pool.run_until(futures::future::join_all(waiters));
+    assert_eq!(counts.most.load(Ordering::SeqCst), 1, "never two calls out");
+    assert_eq!(counts.calls.load(Ordering::SeqCst), 1);
+    assert!(
+        results.iter().all(|r| *r == Ok((7, Generation(1)))),
+        "{results:?}"
+    );
 }

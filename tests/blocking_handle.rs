@@ -86,7 +86,7 @@ fn config() -> Config {
 
 fn handle(server: &Arc<Server>) -> Handle<u64, &'static str> {
     let s = Arc::clone(server);
-    Handle::new(config(), move |_clock| s.refresh()).unwrap()
+    Handle::new(config(), move |_| s.refresh()).unwrap()
 }
 
 fn call(handle: &Handle<u64, &'static str>, server: &Server) -> Outcome {
@@ -172,11 +172,12 @@ fn a_permanent_failure_reaches_every_thread() {
 
 #[test]
 fn a_refresh_timeout_reaches_every_thread() {
-    // Time is a manual clock the test moves. Every attempt's refresher
-    // blocks at the gate; the waiting threads time each attempt out as the
-    // clock passes its deadline and start the next on another thread; after
-    // the last attempt every waiter, those stuck in the refresher included,
-    // fails with a timeout. Nothing asserts how long anything took.
+    // Time is a manual clock the test moves. The refresher blocks at the
+    // gate; the waiting threads time each attempt out as the clock passes
+    // its deadline; after the last attempt every waiter fails with a
+    // timeout. The handle makes one call at a time: the attempts that timed
+    // out behind the stuck call never reach the endpoint (S1). Nothing
+    // asserts how long anything took.
     let server = Server::new();
     let now = Arc::new(AtomicU64::new(0));
     let n = Arc::clone(&now);
@@ -188,7 +189,11 @@ fn a_refresh_timeout_reaches_every_thread() {
     config.refresh_abandon_after = config.refresh_timeout;
     config.cooldown = Duration::from_secs(3600);
     let s = Arc::clone(&server);
-    let handle = Handle::with_clock(config.clone(), clock, move |_clock| s.refresh()).unwrap();
+    let handle = Handle::builder(move |_| s.refresh())
+        .config(config.clone())
+        .clock(clock)
+        .build()
+        .unwrap();
     server.set_gate(true);
     let (tx, rx) = mpsc::channel();
     let threads: Vec<_> = (0..4)
@@ -217,8 +222,12 @@ fn a_refresh_timeout_reaches_every_thread() {
             Err(Error::RefreshUnavailable(RefreshFailure::TimedOut))
         );
     }
-    let attempts = u64::from(config.max_refresh_attempts);
-    assert_eq!(server.refreshes.load(Ordering::SeqCst), attempts);
+    assert!(config.max_refresh_attempts > 1);
+    assert_eq!(
+        server.refreshes.load(Ordering::SeqCst),
+        1,
+        "one call at the endpoint, however many attempts timed out"
+    );
 }
 
 #[test]
@@ -226,7 +235,7 @@ fn a_refresher_calling_its_own_handle_gets_an_error_not_a_deadlock() {
     let cell: Arc<OnceLock<Handle<u64, &'static str>>> = Arc::new(OnceLock::new());
     let nested = Arc::new(Mutex::new(None));
     let (c, n) = (Arc::clone(&cell), Arc::clone(&nested));
-    let handle = Handle::new(config(), move |_clock| {
+    let handle = Handle::new(config(), move |_| {
         *n.lock().unwrap() = Some(c.get().unwrap().ticket().map(|t| *t.token()));
         Ok(Fresh::new(1))
     })
@@ -242,10 +251,11 @@ fn a_refresher_calling_its_own_handle_gets_an_error_not_a_deadlock() {
 
 #[test]
 fn a_late_answer_from_an_abandoned_thread_is_adopted() {
-    // The thread running the only attempt is stuck in the refresher while
-    // the clock passes the attempt's deadline: the round gives up. When the
-    // refresher finally answers, that thread still reports the answer, and
-    // the core adopts it (no newer generation exists).
+    // The handle's thread running the only attempt is stuck in the
+    // refresher while the clock passes the attempt's deadline: the round
+    // gives up. When the refresher finally answers, that thread still
+    // reports the answer, and the core adopts it (no newer generation
+    // exists).
     let now = Arc::new(AtomicU64::new(0));
     let n = Arc::clone(&now);
     let clock = Clock::manual(move || Timestamp::from_nanos(n.load(Ordering::SeqCst)));
@@ -258,11 +268,14 @@ fn a_late_answer_from_an_abandoned_thread_is_adopted() {
     let answer_rx = Mutex::new(answer_rx);
     let calls = Arc::new(AtomicU64::new(0));
     let c = Arc::clone(&calls);
-    let handle: Handle<u64, &str> = Handle::with_clock(config, clock, move |_clock| {
+    let handle: Handle<u64, &str> = Handle::builder(move |_| {
         c.fetch_add(1, Ordering::SeqCst);
         started_tx.send(()).unwrap();
         Ok(Fresh::new(answer_rx.lock().unwrap().recv().unwrap()))
     })
+    .config(config)
+    .clock(clock)
+    .build()
     .unwrap();
     let h = handle.clone();
     let stuck = std::thread::spawn(move || h.ticket().map(|t| *t.token()));
@@ -276,10 +289,82 @@ fn a_late_answer_from_an_abandoned_thread_is_adopted() {
         timed_out,
         "its own request had failed"
     );
+    // The answer is reported by the handle's thread, on its own time.
+    for _ in 0..10_000 {
+        if handle.stats().late_results_adopted > 0 {
+            break;
+        }
+        std::thread::park_timeout(Duration::from_millis(1));
+    }
     let ticket = handle.try_ticket().expect("the late token was adopted");
     assert_eq!((*ticket.token(), ticket.generation().0), (7, 1));
     assert_eq!(calls.load(Ordering::SeqCst), 1);
     let stats = handle.stats();
     assert_eq!((stats.attempts_timed_out, stats.rounds_given_up), (1, 1));
     assert_eq!(stats.late_results_adopted, 1);
+}
+
+#[test]
+fn a_call_nobody_waits_for_is_made_on_the_handles_thread() {
+    let server = Server::new();
+    let handle = handle(&server);
+    assert_eq!(call(&handle, &server), Ok(1));
+    handle.invalidate(tokenflight::Generation(1));
+    for _ in 0..10_000 {
+        if handle.try_ticket().is_some() {
+            break;
+        }
+        std::thread::park_timeout(Duration::from_millis(1));
+    }
+    let ticket = handle
+        .try_ticket()
+        .expect("the refresh ran with no one waiting");
+    assert_eq!(*ticket.token(), 2);
+    assert_eq!(server.refreshes.load(Ordering::SeqCst), 2);
+}
+
+/// When the fast path stops handing out the token of `handle` (its refresh
+/// is due), found by bisection on the manual clock at `now`.
+fn refresh_due_at(handle: &Handle<u64, &'static str>, now: &AtomicU64, expiry: u64) -> u64 {
+    let (mut valid, mut due) = (0, expiry);
+    while due - valid > 1 {
+        let mid = valid + (due - valid) / 2;
+        now.store(mid, Ordering::SeqCst);
+        if handle.try_ticket().is_some() {
+            valid = mid;
+        } else {
+            due = mid;
+        }
+    }
+    now.store(0, Ordering::SeqCst);
+    due
+}
+
+#[test]
+fn handles_on_the_default_config_jitter_apart() {
+    // Two handles, same defaults, same token from the same moment: each
+    // draws its own seed, so they refresh at different times (the skew's
+    // jitter is up to 5 s, in nanoseconds).
+    let now = Arc::new(AtomicU64::new(0));
+    let expiry = Duration::from_secs(3600).as_nanos() as u64;
+    let handles: Vec<Handle<u64, &'static str>> = (0..2)
+        .map(|_| {
+            let n = Arc::clone(&now);
+            let clock = Clock::manual(move || Timestamp::from_nanos(n.load(Ordering::SeqCst)));
+            Handle::builder(move |_| Ok(Fresh::new(1).expiring_at(Timestamp::from_nanos(expiry))))
+                .config(Config::default())
+                .clock(clock)
+                .build()
+                .unwrap()
+        })
+        .collect();
+    let due: Vec<u64> = handles
+        .iter()
+        .map(|h| {
+            h.ticket().unwrap();
+            refresh_due_at(h, &now, expiry)
+        })
+        .collect();
+    assert!(due.iter().all(|d| *d < expiry));
+    assert_ne!(due[0], due[1], "the two handles drew the same jitter");
 }

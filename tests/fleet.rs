@@ -27,7 +27,7 @@ use common::TempDir;
 use tokenflight::store::{
     FileStore, GuardError, GuardOptions, RedisStore, Renewal, Scope, Secret, Store,
 };
-use tokenflight::{Builder, Clock, Config, Fresh, RefreshError, Reply};
+use tokenflight::{Clock, Config, Fresh, Handle, RefreshError, Reply};
 use tokenserver::{Knobs, TokenServer, REQUEST_ID};
 
 const SCOPE: &str = "fleet-user";
@@ -218,10 +218,10 @@ fn run_worker<S: Store + Clone>(
     config.backoff_max = Duration::from_millis(200);
     config.refresh_timeout = lease * 10;
     config.cooldown = Duration::from_millis(50);
-    let handle = Builder::new()
+    let handle = Handle::builder(guard.refresher())
         .config(config)
         .clock(clock.clone())
-        .build(guard.refresher())
+        .build()
         .unwrap();
     // A restart needs no login: the token comes from the store.
     if let Some(token) = guard.load(&clock).unwrap() {

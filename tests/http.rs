@@ -24,9 +24,7 @@ use parking_lot::Mutex;
 use tokenflight::http::{
     Auth, AuthError, AuthLayer, Cookie, NotRetried, OneShot, RejectOnBody, SkipAuth,
 };
-use tokenflight::{
-    Builder, Clock, Config, Error, Fresh, Handle, HandleError, RefreshError, TokioSleep,
-};
+use tokenflight::{Clock, Config, Error, Fresh, Handle, HandleError, RefreshError, TokioSleep};
 use tokenserver::{Grant, Knobs, RefreshFault, TokenServer, REQUEST_ID};
 use tower::{Layer, ServiceExt};
 
@@ -124,37 +122,37 @@ impl Session {
         let cell = Arc::clone(&refresh_token);
         let url = server.url("/token");
         let client = hyper_client();
-        let handle = Builder::new()
-            .config(config)
-            .clock(clock.clone())
-            .sleep(TokioSleep)
-            .build(move |clock: Clock| {
-                let (cell, url, client) = (Arc::clone(&cell), url.clone(), client.clone());
-                async move {
-                    let presented = cell.lock().clone();
-                    let body = serde_json::json!({ "refresh_token": presented }).to_string();
-                    let (status, body) = post_json(&client, url, body)
-                        .await
-                        .map_err(|e| RefreshError::Transient(RefreshFail::Unavailable(e)))?;
-                    match status {
-                        StatusCode::OK => {
-                            let grant: Grant = serde_json::from_slice(&body).map_err(|e| {
-                                RefreshError::Transient(RefreshFail::Unavailable(e.to_string()))
-                            })?;
-                            *cell.lock() = grant.refresh_token;
-                            let expires = clock.after(Duration::from_millis(grant.expires_in_ms));
-                            Ok(Fresh::new(grant.access_token).expiring_at(expires))
-                        }
-                        StatusCode::BAD_REQUEST => {
-                            Err(RefreshError::Permanent(RefreshFail::InvalidGrant))
-                        }
-                        other => Err(RefreshError::Transient(RefreshFail::Unavailable(
-                            other.to_string(),
-                        ))),
+        let handle = Handle::builder(move |_| {
+            let (cell, url, client) = (Arc::clone(&cell), url.clone(), client.clone());
+            async move {
+                let presented = cell.lock().clone();
+                let body = serde_json::json!({ "refresh_token": presented }).to_string();
+                let (status, body) = post_json(&client, url, body)
+                    .await
+                    .map_err(|e| RefreshError::Transient(RefreshFail::Unavailable(e)))?;
+                match status {
+                    StatusCode::OK => {
+                        let grant: Grant = serde_json::from_slice(&body).map_err(|e| {
+                            RefreshError::Transient(RefreshFail::Unavailable(e.to_string()))
+                        })?;
+                        *cell.lock() = grant.refresh_token;
+                        let lifetime = Duration::from_millis(grant.expires_in_ms);
+                        Ok(Fresh::new(grant.access_token).expires_in(lifetime))
                     }
+                    StatusCode::BAD_REQUEST => {
+                        Err(RefreshError::Permanent(RefreshFail::InvalidGrant))
+                    }
+                    other => Err(RefreshError::Transient(RefreshFail::Unavailable(
+                        other.to_string(),
+                    ))),
                 }
-            })
-            .unwrap();
+            }
+        })
+        .config(config)
+        .clock(clock.clone())
+        .sleep(TokioSleep)
+        .build()
+        .unwrap();
         let session = Session {
             handle,
             clock,
@@ -525,9 +523,9 @@ async fn skip_auth_requests_never_wait_for_a_token() {
         let server = TokenServer::start(Knobs::default()).await.unwrap();
         // A handle with no token and a refresher that never answers: any
         // request that waited for a token would wait forever.
-        let handle: Handle<String, RefreshFail> = Builder::new()
+        let handle: Handle<String, RefreshFail> = Handle::builder(|_| std::future::pending())
             .sleep(TokioSleep)
-            .build(|_clock| std::future::pending())
+            .build()
             .unwrap();
         let service = AuthLayer::new(handle.clone()).layer(hyper_client());
         for _ in 0..3 {
@@ -653,8 +651,13 @@ mod reqwest_middleware_client {
         bounded(async {
             let server = TokenServer::start(Knobs::default()).await.unwrap();
             let session = Session::start(&server, config()).await;
-            session.handle.invalidate(tokenflight::Generation(1));
             server.set_refresh_fault(RefreshFault::Permanent);
+            // The invalidation's refresh is made at once and refused.
+            session.handle.invalidate(tokenflight::Generation(1));
+            while session.handle.status().phase != tokenflight::Phase::Failed {
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+            let refused = server.stats().injected_failures;
             let response = client(&session)
                 .get(server.url("/public"))
                 .with_extension(SkipAuth)
@@ -664,7 +667,7 @@ mod reqwest_middleware_client {
             assert_eq!(response.status(), StatusCode::OK);
             assert_eq!(
                 server.stats().injected_failures,
-                0,
+                refused,
                 "no refresh was started"
             );
         })

@@ -19,7 +19,7 @@ use std::time::Duration;
 use loom::future::AtomicWaker;
 use loom::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use tokenflight::{
-    Builder, Clock, Config, Error, Fresh, Generation, Handle, HandleError, RefreshError, Timestamp,
+    Clock, Config, Error, Fresh, Generation, Handle, HandleError, RefreshError, Timestamp,
 };
 
 type Result<T> = std::result::Result<T, HandleError<&'static str>>;
@@ -80,26 +80,25 @@ fn setup(answer: Answer, gate_open: bool, late_publish: bool) -> Setup {
     let mut config = Config::default();
     config.backoff_initial = Duration::ZERO;
     config.max_refresh_attempts = 1;
-    let mut builder = Builder::new()
-        .config(config)
-        .clock(Clock::manual(|| Timestamp::ZERO))
-        .without_timer();
+    let mut builder = Handle::builder(move |_| {
+        let n = r.fetch_add(1, Ordering::SeqCst) + 2;
+        let gate = Arc::clone(&g);
+        async move {
+            gate.wait().await;
+            match answer {
+                Answer::Token => Ok(Fresh::new(n)),
+                Answer::Refuse => Err(RefreshError::Permanent("invalid_grant")),
+            }
+        }
+    })
+    .config(config)
+    .clock(Clock::manual(|| Timestamp::ZERO))
+    .without_timer()
+    .without_spawner();
     if late_publish {
         builder = builder.late_publish();
     }
-    let handle = builder
-        .build(move |_clock| {
-            let n = r.fetch_add(1, Ordering::SeqCst) + 2;
-            let gate = Arc::clone(&g);
-            async move {
-                gate.wait().await;
-                match answer {
-                    Answer::Token => Ok(Fresh::new(n)),
-                    Answer::Refuse => Err(RefreshError::Permanent("invalid_grant")),
-                }
-            }
-        })
-        .unwrap();
+    let handle = builder.build().unwrap();
     handle.set_token(Fresh::new(1));
     Setup {
         handle,
@@ -282,22 +281,23 @@ fn a_late_answer_racing_the_next_attempt_makes_one_generation() {
         let mut config = Config::default();
         config.backoff_initial = Duration::ZERO;
         config.max_refresh_attempts = 2;
-        let handle = Builder::new()
-            .config(config.clone())
-            .clock(Clock::manual(move || {
-                Timestamp::from_nanos(n.load(std::sync::atomic::Ordering::SeqCst))
-            }))
-            .without_timer()
-            .build(move |_clock| {
-                // Attempt k answers token k + 1 once its gate opens.
-                let attempt = r.fetch_add(1, Ordering::SeqCst);
-                let gate = Arc::clone(&g[usize::try_from(attempt).unwrap()]);
-                async move {
-                    gate.wait().await;
-                    Ok::<_, RefreshError<&'static str>>(Fresh::new(attempt + 2))
-                }
-            })
-            .unwrap();
+        let handle = Handle::builder(move |_| {
+            // Attempt k answers token k + 1 once its gate opens.
+            let attempt = r.fetch_add(1, Ordering::SeqCst);
+            let gate = Arc::clone(&g[usize::try_from(attempt).unwrap()]);
+            async move {
+                gate.wait().await;
+                Ok::<_, RefreshError<&'static str>>(Fresh::new(attempt + 2))
+            }
+        })
+        .config(config.clone())
+        .clock(Clock::manual(move || {
+            Timestamp::from_nanos(n.load(std::sync::atomic::Ordering::SeqCst))
+        }))
+        .without_timer()
+        .without_spawner()
+        .build()
+        .unwrap();
         handle.set_token(Fresh::new(1));
         // A rejected request starts attempt 1, polls it (it waits at the
         // gate) and leaves; the attempt stays in flight.

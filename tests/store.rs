@@ -19,7 +19,7 @@ use tokenflight::store::{
     FileStore, GuardError, GuardOptions, Owner, Record, RedisStore, Renewal, Scope, Secret, Store,
     StoreError, StoredToken, Swap,
 };
-use tokenflight::{Builder, Clock, Config, Fault, Fresh, Generation, Handle, RefreshError};
+use tokenflight::{Clock, Config, Fault, Fresh, Generation, Handle, RefreshError};
 
 fn record(generation: u64, access: &str) -> Record {
     Record::new(
@@ -208,10 +208,10 @@ fn member<S: Store + Clone>(store: &S, calls: &Calls, lease: Duration) -> Member
         .guard(Scope::new("fleet"), rotating(Arc::clone(calls)))
         .with_options(options(lease));
     let clock = Clock::system();
-    let handle = Builder::new()
+    let handle = Handle::builder(guard.refresher())
         .config(Config::default())
         .clock(clock.clone())
-        .build(guard.refresher())
+        .build()
         .unwrap();
     (handle, clock, guard)
 }
@@ -323,9 +323,9 @@ fn a_fenced_holder_publishes_the_newer_token_not_its_own() {
             inner(clock, credential)
         });
     let clock = Clock::system();
-    let handle = Builder::new()
+    let handle = Handle::builder(guard.refresher())
         .clock(clock.clone())
-        .build(guard.refresher())
+        .build()
         .unwrap();
     let login = Fresh::new("at-0".to_string());
     handle.set_token(guard.login(&clock, login, Some("rt-0".into())).unwrap());
@@ -372,10 +372,10 @@ fn a_renewal_the_store_could_not_take_is_stored_next_time_without_a_second_refre
     let mut config = Config::default();
     config.max_refresh_attempts = 1;
     config.cooldown = Duration::from_millis(1);
-    let handle = Builder::new()
+    let handle = Handle::builder(guard.refresher())
         .config(config)
         .clock(clock.clone())
-        .build(guard.refresher())
+        .build()
         .unwrap();
     let login = guard.login(&clock, Fresh::new("at-0".to_string()), Some("rt-0".into()));
     handle.set_token(login.unwrap());
@@ -411,7 +411,7 @@ fn a_refresh_dropped_mid_call_gives_the_lease_back_at_once() {
             std::future::pending::<Result<Renewal, RefreshError<TestError>>>()
         });
     let refresher = guard.refresher();
-    let mut call = refresher(Clock::system());
+    let mut call = refresher(tokenflight::Refresh::new(Clock::system()));
     let waker = futures::task::noop_waker();
     let mut cx = std::task::Context::from_waker(&waker);
     assert!(call.as_mut().poll(&mut cx).is_pending());
@@ -450,9 +450,9 @@ fn a_refused_refresh_rereads_the_store_before_declaring_the_session_dead() {
             )))
         });
     let clock = Clock::system();
-    let handle = Builder::new()
+    let handle = Handle::builder(guard.refresher())
         .clock(clock.clone())
-        .build(guard.refresher())
+        .build()
         .unwrap();
     handle.set_token(
         guard
@@ -472,9 +472,9 @@ fn a_refused_refresh_rereads_the_store_before_declaring_the_session_dead() {
                 std::io::Error::other("invalid_grant"),
             )))
         });
-    let handle = Builder::new()
+    let handle = Handle::builder(guard.refresher())
         .clock(clock.clone())
-        .build(guard.refresher())
+        .build()
         .unwrap();
     handle.set_token(guard.load(&clock).unwrap().unwrap());
     futures::executor::block_on(async {
@@ -594,10 +594,10 @@ fn a_failed_write_of_a_rotated_credential_is_retried_under_the_lease() {
             .guard(Scope::new("fleet"), single_use(Arc::clone(&server)))
             .with_options(options(Duration::from_secs(2)));
         let clock = Clock::system();
-        let handle = Builder::new()
+        let handle = Handle::builder(guard.refresher())
             .config(config.clone())
             .clock(clock.clone())
-            .build(guard.refresher())
+            .build()
             .unwrap();
         (handle, clock, guard)
     };

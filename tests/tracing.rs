@@ -5,13 +5,13 @@
 
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{mpsc, Arc, Mutex};
+use std::sync::{mpsc, Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use futures::channel::oneshot;
 use futures::executor::LocalPool;
 use futures::task::LocalSpawnExt;
-use tokenflight::{blocking, Builder, Clock, Config, Fresh, RefreshError, Timestamp};
+use tokenflight::{blocking, Clock, Config, Fresh, Handle, RefreshError, Timestamp};
 use tracing::field::{Field, Visit};
 use tracing::span::{Attributes, Id, Record};
 use tracing::{Event, Level, Metadata, Subscriber};
@@ -122,19 +122,19 @@ fn a_refresh_is_reported_from_start_to_end_without_the_token() {
     let capture = Capture::default();
     let (answer, answered) = oneshot::channel::<()>();
     let answered = Mutex::new(Some(answered));
-    let handle = Builder::new()
-        .config(config())
-        .without_timer()
-        .build(move |_clock| {
-            let answered = answered.lock().unwrap().take();
-            async move {
-                if let Some(answered) = answered {
-                    let _ = answered.await;
-                }
-                Ok::<_, RefreshError<()>>(Fresh::new(SECRET.to_string()))
+    let handle = Handle::builder(move |_| {
+        let answered = answered.lock().unwrap().take();
+        async move {
+            if let Some(answered) = answered {
+                let _ = answered.await;
             }
-        })
-        .unwrap();
+            Ok::<_, RefreshError<()>>(Fresh::new(SECRET.to_string()))
+        }
+    })
+    .config(config())
+    .without_timer()
+    .build()
+    .unwrap();
     tracing::subscriber::with_default(capture.clone(), || {
         let mut pool = LocalPool::new();
         // Two requests: the first starts the refresh, the second joins it.
@@ -190,7 +190,7 @@ fn giving_up_and_a_permanent_failure_warn_once() {
     let c = Arc::clone(&calls);
     let mut config = config();
     config.cooldown = Duration::ZERO;
-    let handle = blocking::Handle::new(config, move |_clock| {
+    let handle = blocking::Handle::new(config, move |_| {
         let mut calls = c.lock().unwrap();
         *calls += 1;
         match *calls {
@@ -252,13 +252,16 @@ fn stuck_first_refresh(
     let (answer, answer_rx) = mpsc::channel::<String>();
     let answer_rx = Mutex::new(answer_rx);
     let calls = AtomicU64::new(0);
-    let handle = blocking::Handle::with_clock(config, clock, move |_clock| {
+    let handle = blocking::Handle::builder(move |_| {
         if calls.fetch_add(1, Ordering::SeqCst) > 0 {
             return Ok(Fresh::new(SECRET.to_string()));
         }
         started_tx.send(()).unwrap();
         Ok(Fresh::new(answer_rx.lock().unwrap().recv().unwrap()))
     })
+    .config(config)
+    .clock(clock)
+    .build()
     .unwrap();
     (handle, now, started, answer)
 }
@@ -270,6 +273,18 @@ fn spawn_captured<R: Send + 'static>(
 ) -> std::thread::JoinHandle<R> {
     let capture = capture.clone();
     std::thread::spawn(move || tracing::subscriber::with_default(capture, f))
+}
+
+/// Waits (boundedly) until `capture` has an event whose message starts
+/// with `prefix`: the blocking handle's thread reports a late answer on its
+/// own time.
+fn wait_for(capture: &Capture, prefix: &str) {
+    for _ in 0..10_000 {
+        if !capture.with_message(prefix).is_empty() {
+            return;
+        }
+        std::thread::park_timeout(Duration::from_millis(1));
+    }
 }
 
 #[test]
@@ -287,6 +302,7 @@ fn a_late_answer_is_reported_adopted_or_ignored() {
     });
     answer.send(format!("{SECRET}-late")).unwrap();
     assert!(stuck.join().unwrap());
+    wait_for(&capture, "late refresh answer");
     let timed_out = capture.with_message("refresh attempt ends: timed out");
     assert_eq!(timed_out.len(), 1);
     let warning = capture.with_message("token refresh gave up");
@@ -312,9 +328,12 @@ fn a_late_answer_is_reported_adopted_or_ignored() {
     let h = handle.clone();
     let stuck = spawn_captured(&capture, move || h.ticket().map(|t| t.generation().0));
     started.recv().unwrap();
-    handle.set_token(Fresh::new(format!("{SECRET}-login")));
-    answer.send(format!("{SECRET}-late")).unwrap();
+    tracing::subscriber::with_default(capture.clone(), || {
+        handle.set_token(Fresh::new(format!("{SECRET}-login")));
+    });
     assert_eq!(stuck.join().unwrap(), Ok(1));
+    answer.send(format!("{SECRET}-late")).unwrap();
+    wait_for(&capture, "late refresh answer");
     assert!(capture
         .with_message("refresh attempt ends: token adopted")
         .is_empty());
@@ -323,4 +342,136 @@ fn a_late_answer_is_reported_adopted_or_ignored() {
     assert_eq!(ignored[0].field("attempt"), Some("1"));
     assert_eq!(handle.try_ticket().unwrap().generation().0, 1);
     capture.assert_no_token();
+}
+
+/// A subscriber that, on every event, asks `handle` something that takes
+/// its lock: if an event were emitted under the lock, it would deadlock.
+struct Reentering {
+    handle: Arc<OnceLock<blocking::Handle<String, ()>>>,
+    seen: Arc<AtomicU64>,
+}
+
+impl Subscriber for Reentering {
+    fn enabled(&self, _: &Metadata<'_>) -> bool {
+        true
+    }
+
+    fn new_span(&self, _: &Attributes<'_>) -> Id {
+        Id::from_u64(1)
+    }
+
+    fn record(&self, _: &Id, _: &Record<'_>) {}
+
+    fn record_follows_from(&self, _: &Id, _: &Id) {}
+
+    fn event(&self, _: &Event<'_>) {
+        if let Some(handle) = self.handle.get() {
+            let _ = handle.waiters();
+            self.seen.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    fn enter(&self, _: &Id) {}
+
+    fn exit(&self, _: &Id) {}
+}
+
+/// Runs `f` on a thread of its own and fails if it does not end in time:
+/// a deadlock fails the test instead of hanging it.
+fn bounded<R: Send + 'static>(f: impl FnOnce() -> R + Send + 'static) -> R {
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(f());
+    });
+    rx.recv_timeout(Duration::from_secs(20))
+        .expect("stalled: user code ran under the handle's lock, or a timer stopped")
+}
+
+#[test]
+fn a_subscriber_may_call_the_handle_back() {
+    let seen = bounded(|| {
+        let cell = Arc::new(OnceLock::new());
+        let seen = Arc::new(AtomicU64::new(0));
+        let subscriber = Reentering {
+            handle: Arc::clone(&cell),
+            seen: Arc::clone(&seen),
+        };
+        let handle = blocking::Handle::new(config(), |_| {
+            Ok::<_, RefreshError<()>>(Fresh::new(SECRET.to_string()))
+        })
+        .unwrap();
+        cell.set(handle.clone()).unwrap();
+        tracing::subscriber::with_default(subscriber, || {
+            let ticket = handle.ticket().unwrap();
+            handle.reject(ticket).unwrap();
+        });
+        seen.load(Ordering::SeqCst)
+    });
+    assert!(
+        seen >= 2,
+        "the subscriber saw the refreshes ({seen} events)"
+    );
+}
+
+#[test]
+fn a_clock_may_call_the_handle_back() {
+    let reads = bounded(|| {
+        let cell: Arc<OnceLock<blocking::Handle<String, ()>>> = Arc::new(OnceLock::new());
+        let reads = Arc::new(AtomicU64::new(0));
+        let (c, r) = (Arc::clone(&cell), Arc::clone(&reads));
+        let clock = Clock::manual(move || {
+            if let Some(handle) = c.get() {
+                let _ = handle.waiters();
+                r.fetch_add(1, Ordering::SeqCst);
+            }
+            Timestamp::ZERO
+        });
+        let handle = blocking::Handle::builder(|_| {
+            Ok::<_, RefreshError<()>>(Fresh::new(SECRET.to_string()))
+        })
+        .config(config())
+        .clock(clock)
+        .build()
+        .unwrap();
+        cell.set(handle.clone()).unwrap();
+        let ticket = handle.ticket().unwrap();
+        handle.reject(ticket).unwrap();
+        reads.load(Ordering::SeqCst)
+    });
+    assert!(reads >= 2);
+}
+
+#[test]
+fn a_panicking_timer_warns_once() {
+    let capture = Capture::default();
+    let calls = Arc::new(AtomicU64::new(0));
+    let c = Arc::clone(&calls);
+    let mut config = config();
+    config.backoff_initial = Duration::from_millis(1);
+    config.backoff_max = Duration::from_millis(1);
+    config.max_refresh_attempts = 3;
+    let handle = Handle::builder(move |_| {
+        let n = c.fetch_add(1, Ordering::SeqCst);
+        async move {
+            if n < 2 {
+                Err(RefreshError::Transient(()))
+            } else {
+                Ok(Fresh::new(SECRET.to_string()))
+            }
+        }
+    })
+    .config(config)
+    .sleep(|_d: Duration| -> std::future::Ready<()> { panic!("no timer here") })
+    .build()
+    .unwrap();
+    let c = capture.clone();
+    let got = bounded(move || {
+        tracing::subscriber::with_default(c, || {
+            futures::executor::block_on(handle.ticket()).map(|t| t.generation().0)
+        })
+    });
+    assert_eq!(got, Ok(1));
+    let warnings = capture.with_message("the handle's timer panicked");
+    assert_eq!(warnings.len(), 1, "two back-offs, one warning");
+    assert_eq!(warnings[0].level, Level::WARN);
 }

@@ -3,7 +3,7 @@
 //! A system that coordinates token refresh is judged by what it is seen to
 //! do: a history of [`Event`]s. [`Monitor`] reads a history and flags every
 //! break of S1–S7 and L1 (see `proofs.md`) with its own bookkeeping, never
-//! trusting the system's counters. [`Recorder`] drives a [`Core`](crate::Core)
+//! trusting the system's counters. [`Recorder`] drives a [`Core`](crate::core::Core)
 //! and writes its history. Unit tests, proptest, the exhaustive explorer, the
 //! loom models and the simulator all judge through this module, and so does
 //! the simulator's port of the recipe the project grew from — which is how

@@ -22,14 +22,13 @@ pub type SleepFuture = Pin<Box<dyn Future<Output = ()> + Send + 'static>>;
 ///
 /// ```
 /// use std::time::Duration;
-/// use tokenflight::{Builder, Config, Fresh, RefreshError};
+/// use tokenflight::{Fresh, Handle, RefreshError};
 ///
 /// // An executor's timer, e.g. `|d| tokio::time::sleep(d)`; here one that
 /// // ends at once.
-/// let handle = Builder::new()
-///     .config(Config::default())
+/// let handle = Handle::builder(|_| async { Ok::<_, RefreshError<()>>(Fresh::new("tok")) })
 ///     .sleep(|_d: Duration| std::future::ready(()))
-///     .build(|_clock| async { Ok::<_, RefreshError<()>>(Fresh::new("tok")) })
+///     .build()
 ///     .unwrap();
 /// # drop(handle);
 /// ```
@@ -71,17 +70,18 @@ impl Sleep for ThreadSleep {
     }
 }
 
-/// A timer of the tokio runtime the handle is used in. Its futures must be
-/// polled inside that runtime.
+/// A timer of the tokio runtime the handle is used in, the default under the
+/// `tokio` feature. Outside a runtime (a handle built under the feature but
+/// used from another executor) it is the [`ThreadSleep`] timer instead.
 ///
 /// # Examples
 ///
 /// ```
-/// use tokenflight::{Builder, Fresh, RefreshError, TokioSleep};
+/// use tokenflight::{Fresh, Handle, RefreshError, TokioSleep};
 ///
-/// let handle = Builder::new()
+/// let handle = Handle::builder(|_| async { Ok::<_, RefreshError<()>>(Fresh::new("tok")) })
 ///     .sleep(TokioSleep)
-///     .build(|_clock| async { Ok::<_, RefreshError<()>>(Fresh::new("tok")) })
+///     .build()
 ///     .unwrap();
 /// # drop(handle);
 /// ```
@@ -92,7 +92,10 @@ pub struct TokioSleep;
 #[cfg(feature = "tokio")]
 impl Sleep for TokioSleep {
     fn sleep(&self, duration: Duration) -> SleepFuture {
-        Box::pin(tokio::time::sleep(duration))
+        match tokio::runtime::Handle::try_current() {
+            Ok(_) => Box::pin(tokio::time::sleep(duration)),
+            Err(_) => ThreadSleep.sleep(duration),
+        }
     }
 }
 

@@ -3,62 +3,154 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::task::{Context, Poll, Wake, Waker};
 
-use super::{Aftermath, Shared};
+use super::shared::{Aftermath, Shared};
 use crate::front::{Board, HandleError, Place, Seat, Ticket};
-use crate::sync::Mutex;
+use crate::sync::{Mutex, SnapshotCell};
 
 /// The waker of the refresh and timer futures.
 ///
 /// Waking it raises a flag and wakes the *appointed* waiter, the last one
-/// polled. Whoever then finds the flag up while work is parked takes the
-/// work out and polls it. Flag and appointment live under one small lock:
-/// a waiter appoints itself and reads the flag in one critical section, so
-/// a wake either comes before it (the waiter sees the flag) or after (the
-/// wake reaches the waiter).
-#[derive(Debug)]
-pub(super) struct Beacon(Mutex<Signal>);
+/// polled, and the handle's driver task if it has one. Whoever then finds
+/// the flag up while work is parked takes the work out and polls it. Flag
+/// and appointment live under one small lock: a waiter appoints itself and
+/// reads the flag in one critical section, so a wake either comes before it
+/// (the waiter sees the flag) or after (the wake reaches the waiter).
+///
+/// With no driver task, a wake also withholds the fast path's snapshot
+/// until the work is picked up: an answer that comes while no one waits is
+/// then polled by the next request, before anything else (the driving
+/// contract), instead of being timed out unread.
+pub(super) struct Beacon {
+    signal: Mutex<Signal>,
+    /// The handle, to withhold its snapshot; weak, because the refresh
+    /// future that holds this waker lives in the handle.
+    shared: Weak<dyn Withhold>,
+}
+
+/// What a beacon does to its handle when woken with no driver task.
+pub(super) trait Withhold: Send + Sync {
+    /// Empties the fast path's snapshot cell.
+    fn withhold(&self);
+}
 
 #[derive(Debug, Default)]
 struct Signal {
     /// The refresh or timer future was woken, or new work is due, and no
-    /// waiter has taken the work out since.
+    /// one has taken the work out since.
     raised: bool,
     appointed: Option<(Seat, Waker)>,
+    /// The handle's driver task, while one runs.
+    driver: Option<Waker>,
+    /// The snapshot cell was emptied by a wake and not refilled since.
+    withheld: bool,
+}
+
+impl std::fmt::Debug for Beacon {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Beacon")
+            .field("signal", &self.signal)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Beacon {
-    pub(super) fn new() -> Self {
-        Beacon(Mutex::new(Signal::default()))
+    pub(super) fn new(shared: Weak<dyn Withhold>) -> Self {
+        Beacon {
+            signal: Mutex::new(Signal::default()),
+            shared,
+        }
     }
 
-    /// Raises the flag; returns the appointed waiter's waker to wake.
-    pub(super) fn raise(&self) -> Option<Waker> {
-        let mut signal = self.0.lock();
+    /// Raises the flag; returns the wakers to wake: the appointed waiter's
+    /// and the driver's. With `withhold` (and no driver task), empties the
+    /// fast path's snapshot until the work is picked up.
+    pub(super) fn raise(&self, withhold: bool) -> [Option<Waker>; 2] {
+        // Upgraded before locking and let go after: the last reference
+        // going would drop the handle, and its futures' drops may wake this.
+        let shared = self.shared.upgrade();
+        let mut signal = self.signal.lock();
         signal.raised = true;
-        signal.appointed.as_ref().map(|(_, w)| w.clone())
+        if withhold && signal.driver.is_none() && !signal.withheld {
+            if let Some(shared) = &shared {
+                shared.withhold();
+            }
+            signal.withheld = true;
+        }
+        let wake = [
+            signal.appointed.as_ref().map(|(_, w)| w.clone()),
+            signal.driver.clone(),
+        ];
+        drop(signal);
+        drop(shared);
+        wake
     }
 
     /// Lowers the flag; returns whether it was up (the caller then takes
     /// all parked work out, as a waiter would).
     pub(super) fn take_raised(&self) -> bool {
-        std::mem::take(&mut self.0.lock().raised)
+        std::mem::take(&mut self.signal.lock().raised)
     }
 
-    /// If the flag is up, the appointed waiter's waker, to make sure it
-    /// comes for the work.
-    pub(super) fn pending(&self) -> Option<Waker> {
-        let signal = self.0.lock();
-        let (_, waker) = signal.appointed.as_ref().filter(|_| signal.raised)?;
-        Some(waker.clone())
+    /// If the flag is up, the appointed waiter's and the driver's wakers, to
+    /// make sure someone comes for the work.
+    pub(super) fn pending(&self) -> [Option<Waker>; 2] {
+        let signal = self.signal.lock();
+        if !signal.raised {
+            return [None, None];
+        }
+        [
+            signal.appointed.as_ref().map(|(_, w)| w.clone()),
+            signal.driver.clone(),
+        ]
+    }
+
+    /// Stores the snapshot the board publishes (called under the state
+    /// lock), unless a wake withholds it: `changed` says whether it differs
+    /// from the last one published.
+    pub(super) fn publish<S>(
+        &self,
+        cell: &SnapshotCell<S>,
+        snapshot: Option<Arc<S>>,
+        changed: bool,
+    ) {
+        let mut signal = self.signal.lock();
+        if signal.raised && signal.driver.is_none() {
+            if !signal.withheld {
+                cell.store(None);
+                signal.withheld = true;
+            }
+        } else if changed || signal.withheld {
+            cell.store(snapshot);
+            signal.withheld = false;
+        }
+    }
+
+    /// The driver task at `waker` takes over; returns whether the flag is
+    /// up, and lowers it if `take` (the driver takes the work out).
+    pub(super) fn drive(&self, waker: &Waker, take: bool) -> bool {
+        let mut signal = self.signal.lock();
+        if !signal.driver.as_ref().is_some_and(|w| w.will_wake(waker)) {
+            signal.driver = Some(waker.clone());
+        }
+        let raised = signal.raised;
+        if take {
+            signal.raised = false;
+        }
+        raised
+    }
+
+    /// The driver task ends.
+    pub(super) fn end_drive(&self) {
+        self.signal.lock().driver = None;
     }
 
     /// Appoints the waiter at `id` and returns whether the flag is up;
     /// lowers it if `take` (the caller is taking the work out).
     fn appoint(&self, id: Seat, waker: &Waker, take: bool) -> bool {
-        let mut signal = self.0.lock();
+        let mut signal = self.signal.lock();
         if !matches!(&signal.appointed, Some((a, w)) if *a == id && w.will_wake(waker)) {
             signal.appointed = Some((id, waker.clone()));
         }
@@ -72,7 +164,7 @@ impl Beacon {
     /// `id` leaves: if it was appointed, appoints another waiter and returns
     /// its waker, to wake it (it may have work to pick up).
     fn resign<T, E>(&self, id: Seat, board: &mut Board<T, E, Waker>) -> Option<Waker> {
-        let mut signal = self.0.lock();
+        let mut signal = self.signal.lock();
         if !matches!(&signal.appointed, Some((a, _)) if *a == id) {
             return None;
         }
@@ -89,9 +181,7 @@ impl Wake for Beacon {
     }
 
     fn wake_by_ref(self: &Arc<Self>) {
-        if let Some(waker) = self.raise() {
-            waker.wake();
-        }
+        self.raise(true).into_iter().flatten().for_each(Waker::wake);
     }
 }
 
@@ -144,7 +234,7 @@ where
                         .wake
                         .extend(shared.beacon.resign(seat, &mut state.board));
                     drop(state);
-                    after.run(&shared.snapshot);
+                    after.run(shared);
                     return Poll::Ready(outcome);
                 }
                 let slot = state.board.waker_mut(this.place);
@@ -168,12 +258,12 @@ where
                 state.take_work()
             };
             let done = shared.run(work);
+            let now = shared.clock.now();
             {
                 let mut state = shared.state.lock();
-                let now = shared.clock.now();
                 shared.bring_back(&mut state, now, done, &mut after);
             }
-            after.run(&shared.snapshot);
+            after.run(shared);
             worked = true;
         }
     }
@@ -195,9 +285,9 @@ where
         }
         let shared = self.shared;
         let mut after = Aftermath::new();
+        let now = shared.clock.now();
         {
             let mut state = shared.state.lock();
-            let now = shared.clock.now();
             let seat = state.board.seat(self.place);
             state.board.cancel(now, self.place);
             shared.settle(&mut state, now, &mut after);
@@ -205,6 +295,6 @@ where
                 .wake
                 .extend(shared.beacon.resign(seat, &mut state.board));
         }
-        after.run(&shared.snapshot);
+        after.run(shared);
     }
 }

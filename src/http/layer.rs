@@ -19,7 +19,7 @@ use crate::Handle;
 /// use tokenflight::http::{AuthLayer, Cookie, RejectOnBody};
 /// use tokenflight::{Config, Fresh, Handle, RefreshError};
 ///
-/// let handle = Handle::new(Config::default(), |_clock| async {
+/// let handle = Handle::new(Config::default(), |_| async {
 ///     Ok::<_, RefreshError<std::io::Error>>(Fresh::new("session".to_string()))
 /// })
 /// .unwrap();

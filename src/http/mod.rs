@@ -45,7 +45,7 @@
 //! // A refresher that counts the tokens it issues: "t1", "t2", ...
 //! let issued = Arc::new(AtomicU32::new(0));
 //! let counter = Arc::clone(&issued);
-//! let handle = Handle::new(Config::default(), move |_clock| {
+//! let handle = Handle::new(Config::default(), move |_| {
 //!     let n = counter.fetch_add(1, Ordering::SeqCst) + 1;
 //!     async move { Ok::<_, RefreshError<Infallible>>(Fresh::new(format!("t{n}"))) }
 //! })

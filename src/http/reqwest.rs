@@ -5,7 +5,7 @@
 //! ```
 //! use tokenflight::{Config, Fresh, Handle, RefreshError};
 //!
-//! let handle = Handle::new(Config::default(), |_clock| async {
+//! let handle = Handle::new(Config::default(), |_| async {
 //!     Ok::<_, RefreshError<std::io::Error>>(Fresh::new("token".to_string()))
 //! })
 //! .unwrap();

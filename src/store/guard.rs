@@ -19,7 +19,7 @@ use super::{
     After, GuardError, LeaseGrant, Owner, Record, Scope, Secret, Store, StoreError, StoredToken,
     Swap, UnixMillis,
 };
-use crate::{Clock, Fresh, Generation, RefreshError, Sleep, SleepFuture, ThreadSleep};
+use crate::{Clock, Fresh, Generation, Refresh, RefreshError, Sleep, SleepFuture, ThreadSleep};
 
 /// What the user's refresher returns under a guard: the new token, and the
 /// rotated credential if the token endpoint sent one (otherwise the old
@@ -329,15 +329,17 @@ where
     S: Store,
 {
     /// The refresher to build the handle with.
-    pub fn refresher<Fut, E>(&self) -> impl Fn(Clock) -> GuardFuture<E> + Send + Sync + 'static
+    pub fn refresher<Fut, E>(
+        &self,
+    ) -> impl Fn(Refresh<String>) -> GuardFuture<E> + Send + Sync + 'static
     where
         F: Fn(Clock, Option<Secret>) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<Renewal, RefreshError<E>>> + Send + 'static,
         E: Send + 'static,
     {
         let guard = self.clone();
-        move |clock| {
-            let guard = guard.clone();
+        move |refresh: Refresh<String>| {
+            let (guard, clock) = (guard.clone(), refresh.clock().clone());
             Box::pin(async move { guard.refresh(clock).await })
         }
     }

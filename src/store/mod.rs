@@ -33,7 +33,7 @@
 //! ```
 //! use std::time::Duration;
 //! use tokenflight::store::{FileStore, Renewal, Scope, Store};
-//! use tokenflight::{Builder, Clock, Config, Fresh, RefreshError};
+//! use tokenflight::{Clock, Config, Fresh, Handle, RefreshError};
 //!
 //! let dir = std::env::temp_dir().join(format!("tf-doc-store-{}", std::process::id()));
 //! let store = FileStore::open(&dir).unwrap();
@@ -44,10 +44,10 @@
 //!     Ok::<_, RefreshError<std::io::Error>>(Renewal::new(token).rotating("refresh-2"))
 //! });
 //! let clock = Clock::system();
-//! let handle = Builder::new()
+//! let handle = Handle::builder(guard.refresher())
 //!     .config(Config::default())
 //!     .clock(clock.clone())
-//!     .build(guard.refresher())
+//!     .build()
 //!     .unwrap();
 //!
 //! // Log in once: the token is persisted, then installed.

@@ -1,0 +1,109 @@
+//! What a request holds while it is sent ([`Ticket`]) and what it reports
+//! back ([`Reply`]).
+
+use std::fmt;
+
+use super::board::Published;
+use crate::sync::{guarded, SnapshotGuard};
+use crate::{Generation, Lease};
+
+/// What the request closure of `call` reports back.
+///
+/// # Examples
+///
+/// ```
+/// use tokenflight::Reply;
+///
+/// fn classify(status: u16, body: String) -> Reply<String> {
+///     if status == 401 { Reply::Rejected } else { Reply::Done(body) }
+/// }
+/// assert!(matches!(classify(401, String::new()), Reply::Rejected));
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Reply<R> {
+    /// The server answered (anything but an auth rejection): this is the
+    /// call's result.
+    Done(R),
+    /// The server rejected the token as expired or invalid: the handle
+    /// refreshes (once, however many requests say so) and sends again.
+    Rejected,
+}
+
+/// The token a request is to be sent with, and what the handle needs to
+/// know if the server rejects it.
+///
+/// A ticket from the fast path holds the published snapshot without
+/// touching any shared reference count; keep it only while the request is
+/// in flight.
+///
+/// # Examples
+///
+/// ```
+/// use tokenflight::{Config, Fresh, Generation, blocking};
+///
+/// let handle = blocking::Handle::new(Config::default(), |_| {
+///     Ok::<_, tokenflight::RefreshError<()>>(Fresh::new("tok".to_string()))
+/// })
+/// .unwrap();
+/// let ticket = handle.ticket().unwrap();
+/// assert_eq!(ticket.token(), "tok");
+/// assert_eq!(ticket.generation(), Generation(1));
+/// assert_eq!(ticket.send(), 1);
+/// ```
+pub struct Ticket<T>(TicketKind<T>);
+
+enum TicketKind<T> {
+    /// From the fast path: always holds a snapshot.
+    Fast(SnapshotGuard<Published<T>>),
+    /// From the core.
+    Core(Lease<T>),
+}
+
+impl<T> Ticket<T> {
+    #[inline]
+    pub(crate) fn fast(guard: SnapshotGuard<Published<T>>) -> Self {
+        debug_assert!(guarded(&guard).is_some());
+        Ticket(TicketKind::Fast(guard))
+    }
+
+    pub(crate) fn core(lease: Lease<T>) -> Self {
+        Ticket(TicketKind::Core(lease))
+    }
+
+    /// The lease as the core issued it.
+    pub fn lease(&self) -> &Lease<T> {
+        match &self.0 {
+            TicketKind::Fast(guard) => match guarded(guard) {
+                Some(published) => &published.snapshot.lease,
+                None => unreachable!("a fast ticket is only made from a present snapshot"),
+            },
+            TicketKind::Core(lease) => lease,
+        }
+    }
+
+    /// The token to put on the request.
+    pub fn token(&self) -> &T {
+        self.lease().token()
+    }
+
+    /// Which generation the token is.
+    pub fn generation(&self) -> Generation {
+        self.lease().generation()
+    }
+
+    /// Which send of its request this is: 1 for the first, 2 for the first
+    /// retry, and so on.
+    pub fn send(&self) -> u32 {
+        self.lease().send()
+    }
+}
+
+impl<T> fmt::Debug for Ticket<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Ticket")
+            .field("token", &"<redacted>")
+            .field("generation", &self.generation().0)
+            .field("send", &self.send())
+            .finish()
+    }
+}

@@ -1,0 +1,177 @@
+//! How an async [`Handle`] is configured: [`Handle::builder`].
+
+use std::sync::{Arc, Weak};
+
+use super::shared::{Refresher, Shared, State};
+use super::sleep::Sleep;
+use super::spawn::Spawn;
+use super::waiter::{Beacon, Withhold};
+use super::Handle;
+use crate::front::{self, Board};
+use crate::sync::{Mutex, SnapshotCell};
+use crate::{BuildError, Clock, Config};
+
+/// Configures an async [`Handle`]; made by [`Handle::builder`].
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use tokenflight::{Clock, Config, Fresh, Handle, RefreshError, Timestamp};
+///
+/// let handle = Handle::builder(|_| async {
+///     Ok::<_, RefreshError<()>>(Fresh::new("tok").expires_in(Duration::from_secs(3600)))
+/// })
+/// .config(Config::default().with_backoff(Duration::ZERO, Duration::ZERO))
+/// .clock(Clock::manual(|| Timestamp::ZERO))
+/// .without_timer()
+/// .build()
+/// .unwrap();
+/// # drop(handle);
+/// ```
+pub struct Builder<T, E> {
+    refresher: Refresher<T, E>,
+    config: Config,
+    clock: Option<Clock>,
+    sleep: Option<Option<Arc<dyn Sleep>>>,
+    spawner: Option<Option<Arc<dyn Spawn>>>,
+    #[cfg(tokenflight_loom)]
+    late_publish: bool,
+}
+
+impl<T, E> std::fmt::Debug for Builder<T, E> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Builder")
+            .field("config", &self.config)
+            .field("clock", &self.clock)
+            .field("timer", &!matches!(self.sleep, Some(None)))
+            .field("spawner", &!matches!(self.spawner, Some(None)))
+            .finish_non_exhaustive()
+    }
+}
+
+impl<T, E> Builder<T, E>
+where
+    T: Send + Sync + 'static,
+    E: Send + Sync + 'static,
+{
+    pub(super) fn new(refresher: Refresher<T, E>) -> Self {
+        Builder {
+            refresher,
+            config: Config::default(),
+            clock: None,
+            sleep: None,
+            spawner: None,
+            #[cfg(tokenflight_loom)]
+            late_publish: false,
+        }
+    }
+
+    /// The core's configuration ([`Config::default`] if not set).
+    pub fn config(mut self, config: Config) -> Self {
+        self.config = config;
+        self
+    }
+
+    /// Where time comes from ([`Clock::system`] if not set).
+    pub fn clock(mut self, clock: Clock) -> Self {
+        self.clock = Some(clock);
+        self
+    }
+
+    /// Where timers come from: by default [`TokioSleep`](crate::TokioSleep)
+    /// under the `tokio` feature, [`ThreadSleep`](crate::ThreadSleep)
+    /// otherwise. A timer that panics is replaced by `ThreadSleep` (and a
+    /// warning logged once).
+    pub fn sleep(mut self, sleep: impl Sleep) -> Self {
+        self.sleep = Some(Some(Arc::new(sleep)));
+        self
+    }
+
+    /// No timers at all: the refresh timeout is then not enforced (the
+    /// refresher must bound its own time), and the configuration must not
+    /// back off (`backoff_initial` zero), or [`build`](Builder::build) fails
+    /// with [`BuildError::TimerRequired`] rather than let waiters hang.
+    pub fn without_timer(mut self) -> Self {
+        self.sleep = Some(None);
+        self
+    }
+
+    /// Where a refresher call no request waits for runs (a refresh ahead
+    /// of expiry, an `invalidate`): on a task of this executor. By default,
+    /// under the `tokio` feature, [`TokioSpawn`](crate::TokioSpawn) (the
+    /// runtime the handle is used in, if any); otherwise none, and the
+    /// request that starts such a call makes it and the next request polls
+    /// it on (see the module docs).
+    pub fn spawner(mut self, spawner: impl Spawn) -> Self {
+        self.spawner = Some(Some(Arc::new(spawner)));
+        self
+    }
+
+    /// No driver task, even under tokio: requests drive every call.
+    pub fn without_spawner(mut self) -> Self {
+        self.spawner = Some(None);
+        self
+    }
+
+    /// The deliberately broken variant the loom suite must catch: the
+    /// snapshot is stored after the lock is released.
+    #[cfg(tokenflight_loom)]
+    #[doc(hidden)]
+    pub fn late_publish(mut self) -> Self {
+        self.late_publish = true;
+        self
+    }
+
+    /// The handle.
+    ///
+    /// # Errors
+    ///
+    /// [`BuildError::Config`] for a configuration that cannot work;
+    /// [`BuildError::TimerRequired`] for one that backs off without a timer.
+    pub fn build(self) -> Result<Handle<T, E>, BuildError> {
+        let sleep = match self.sleep {
+            None => Some(default_sleep()),
+            Some(sleep) => sleep,
+        };
+        if sleep.is_none() && front::needs_timer(&self.config) {
+            return Err(BuildError::TimerRequired);
+        }
+        let spawner = self.spawner.unwrap_or_else(default_spawner);
+        let clock = self.clock.unwrap_or_else(Clock::system);
+        #[allow(unused_mut)]
+        let mut board = Board::new(self.config, clock.clone())?;
+        #[cfg(tokenflight_loom)]
+        if self.late_publish {
+            board.late_publish = Some(None);
+        }
+        let refresher = self.refresher;
+        let shared = Arc::new_cyclic(|this: &Weak<Shared<T, E>>| Shared {
+            snapshot: SnapshotCell::empty(),
+            clock,
+            refresher,
+            sleep,
+            spawner,
+            beacon: Arc::new(Beacon::new(this.clone() as Weak<dyn Withhold>)),
+            state: Mutex::new(State::new(board)),
+            this: this.clone(),
+        });
+        Ok(Handle { shared })
+    }
+}
+
+/// The timer a handle gets when none is chosen.
+fn default_sleep() -> Arc<dyn Sleep> {
+    #[cfg(feature = "tokio")]
+    return Arc::new(super::sleep::TokioSleep);
+    #[cfg(not(feature = "tokio"))]
+    Arc::new(super::sleep::ThreadSleep)
+}
+
+/// The spawner a handle gets when none is chosen.
+fn default_spawner() -> Option<Arc<dyn Spawn>> {
+    #[cfg(feature = "tokio")]
+    return Some(Arc::new(crate::TokioSpawn));
+    #[cfg(not(feature = "tokio"))]
+    None
+}
