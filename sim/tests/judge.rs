@@ -3,35 +3,18 @@
 //! that broke it; malformed input is a typed error with its line. The
 //! command itself is run, so its exit codes are checked too.
 
-use std::io::Write;
-use std::process::{Command, Stdio};
-
 use serde_json::Value;
 use tokenflight::check::{Limits, Recorder, Rule};
 use tokenflight::{Action, Config, Core, Fresh, Next, RefreshError, RequestId, Timestamp};
 use tokenflight_sim::judge::{self, event_line, limits_line};
 
+mod common;
+
 /// Runs `tokenflight-sim judge ARGS` on `input`: (exit code, stdout).
 fn run(args: &[&str], input: &str) -> (i32, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_tokenflight-sim"))
-        .arg("judge")
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(input.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    (
-        out.status.code().unwrap(),
-        String::from_utf8(out.stdout).unwrap(),
-    )
+    let mut all = vec!["judge"];
+    all.extend_from_slice(args);
+    common::run_sim(&all, input)
 }
 
 fn verdict(args: &[&str], input: &str) -> (i32, Value) {

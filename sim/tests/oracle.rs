@@ -2,32 +2,12 @@
 //! on stdin, one answer per line out, malformed lines answered with a typed
 //! error and the batch going on; random scripts the same for the same seed.
 
-use std::io::Write;
-use std::process::{Command, Stdio};
-
 use serde_json::Value;
 use tokenflight_sim::script::Script;
 
-fn run(args: &[&str], input: &str) -> (i32, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_tokenflight-sim"))
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(input.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    (
-        out.status.code().unwrap(),
-        String::from_utf8(out.stdout).unwrap(),
-    )
-}
+mod common;
+
+use common::run_sim as run;
 
 #[test]
 fn scripts_are_the_same_for_the_same_seed_and_parse() {
