@@ -25,9 +25,10 @@ use std::time::{Duration, Instant};
 use common::redis_server::RedisServer;
 use common::TempDir;
 use tokenflight::store::{
-    FileStore, GuardError, GuardOptions, RedisStore, Renewal, Scope, Secret, Store,
+    FileStore, GuardError, GuardOptions, LeaseGrant, Owner, Record, RedisStore, Renewal, Scope,
+    Secret, Store, StoreError, Swap,
 };
-use tokenflight::{Clock, Config, Fresh, Handle, RefreshError, Reply};
+use tokenflight::{Clock, Config, Fresh, Generation, Handle, RefreshError, Reply};
 use tokenserver::{Knobs, TokenServer, REQUEST_ID};
 
 const SCOPE: &str = "fleet-user";
@@ -57,7 +58,20 @@ fn worker() {
         .build()
         .unwrap();
     let _enter = runtime.enter();
-    if let Some(path) = store.strip_prefix("file:") {
+    let slow_lease = std::env::var("TF_SLOW_LEASE").is_ok_and(|v| v == "1");
+    if let (Some(path), true) = (store.strip_prefix("file:"), slow_lease) {
+        run_worker(
+            SlowLease(FileStore::open(path).unwrap()),
+            &coord,
+            index,
+            first_round,
+            rounds,
+            requests,
+            lease,
+            &url,
+            &runtime,
+        );
+    } else if let Some(path) = store.strip_prefix("file:") {
         run_worker(
             FileStore::open(path).unwrap(),
             &coord,
@@ -86,6 +100,47 @@ fn worker() {
         );
     } else {
         panic!("unknown store {store}");
+    }
+}
+
+/// A store whose lease is slow to take. A guard that skips the re-read
+/// under the lease refreshes again only if the holder publishes between a
+/// waiter's read and its lease; with the lease taking 30 ms that window is
+/// most of every poll, not a microsecond, so the planted bug shows on any
+/// machine, loaded or not.
+#[derive(Clone)]
+struct SlowLease<S>(S);
+
+impl<S: Store> Store for SlowLease<S> {
+    fn load(&self, scope: &Scope) -> Result<Option<Record>, StoreError> {
+        self.0.load(scope)
+    }
+
+    fn swap(
+        &self,
+        scope: &Scope,
+        expected: Generation,
+        record: &Record,
+    ) -> Result<Swap, StoreError> {
+        self.0.swap(scope, expected, record)
+    }
+
+    fn try_lease(
+        &self,
+        scope: &Scope,
+        owner: &Owner,
+        ttl: Duration,
+    ) -> Result<Option<LeaseGrant>, StoreError> {
+        std::thread::sleep(Duration::from_millis(30));
+        self.0.try_lease(scope, owner, ttl)
+    }
+
+    fn release(&self, scope: &Scope, owner: &Owner) -> Result<bool, StoreError> {
+        self.0.release(scope, owner)
+    }
+
+    fn poll_interval(&self) -> Duration {
+        self.0.poll_interval()
     }
 }
 
@@ -346,6 +401,7 @@ struct Fleet {
     url: String,
     lease: Duration,
     mutant: &'static str,
+    slow_lease: bool,
     workers: Vec<(u32, Child)>,
     next_index: u32,
 }
@@ -373,6 +429,7 @@ impl Fleet {
                 .env("TF_URL", &self.url)
                 .env("TF_STORE", &self.store_arg)
                 .env("TF_MUTANT", self.mutant)
+                .env("TF_SLOW_LEASE", if self.slow_lease { "1" } else { "0" })
                 .stdout(Stdio::from(log.try_clone().unwrap()))
                 .stderr(Stdio::from(log))
                 .spawn()
@@ -427,13 +484,22 @@ impl Fleet {
         }
     }
 
+    /// Stops or kills `pid` where it waits in `stop_here`, then lets it on.
     fn signal(&self, pid: u32, signal: &str) {
-        let status = Command::new("kill")
-            .args([signal, &pid.to_string()])
-            .status()
-            .unwrap();
-        assert!(status.success(), "kill {signal} {pid}");
+        kill(signal, pid);
+        // `kill` returns once the signal is queued, not once it has acted:
+        // on a loaded machine a thread of the target runs on for a while,
+        // and would see the acknowledgement and go past its stop.
+        let deadline = Instant::now() + PATIENCE;
+        while !halted(pid) {
+            assert!(Instant::now() < deadline, "{pid} ignored kill {signal}");
+            std::thread::sleep(Duration::from_millis(1));
+        }
         std::fs::write(self.coord.0.join(format!("signalled-{pid}")), b"").unwrap();
+    }
+
+    fn resume(&self, pid: u32) {
+        kill("-CONT", pid);
     }
 
     /// Reaps a worker killed by a scenario; its reports are no longer due.
@@ -504,6 +570,8 @@ struct Plan {
     restarted_rounds: u32,
     /// A planted bug in every worker's guard (`""`: none).
     mutant: &'static str,
+    /// The file store behind a lease that is slow to take (`SlowLease`).
+    slow_lease: bool,
     /// The guard's lease. Where no holder is meant to lose it, long enough
     /// that a loaded machine never makes a holder outlive it; where the
     /// scenario takes a holder away, short, since the others wait it out.
@@ -569,6 +637,7 @@ fn run(plan: Plan) -> Figures {
         url: server.url(""),
         lease,
         mutant: plan.mutant,
+        slow_lease: plan.slow_lease,
         workers: Vec::new(),
         next_index: 0,
     };
@@ -629,9 +698,28 @@ fn run(plan: Plan) -> Figures {
                 }
                 Fault::PauseAfter => {
                     let pid = fleet.pid_of_marker("holder-after-");
+                    let before = stored_generation(&store_dir, redis.as_ref());
                     fleet.signal(pid, "-STOP");
-                    std::thread::sleep(lease * 3);
-                    fleet.signal(pid, "-CONT");
+                    // A fixed pause is not "past its lease" on a loaded
+                    // machine: held until another process has taken over
+                    // (its call presents the spent credential again) and,
+                    // where the server honours that, stored its generation.
+                    let taken_over = || {
+                        let s = server.stats();
+                        s.reuse + s.grace_reuses > 0
+                            && (plan.reuse_grace.is_zero()
+                                || stored_generation(&store_dir, redis.as_ref()) > before)
+                    };
+                    let deadline = Instant::now() + PATIENCE;
+                    while !taken_over() {
+                        assert!(
+                            Instant::now() < deadline,
+                            "nobody took the lease over: {:?}",
+                            server.stats()
+                        );
+                        std::thread::sleep(Duration::from_millis(5));
+                    }
+                    fleet.resume(pid);
                 }
                 Fault::RedisRestart => {
                     std::thread::sleep(Duration::from_millis(300));
@@ -682,6 +770,41 @@ fn run(plan: Plan) -> Figures {
     figures
 }
 
+fn kill(signal: &str, pid: u32) {
+    let status = Command::new("kill")
+        .args([signal, &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success(), "kill {signal} {pid}");
+}
+
+/// Whether every thread of `pid` is stopped, or the process is dead.
+fn halted(pid: u32) -> bool {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return true;
+    };
+    tasks.flatten().all(|task| {
+        let Ok(stat) = std::fs::read_to_string(task.path().join("stat")) else {
+            return true;
+        };
+        // The state follows the parenthesised command name.
+        let state = stat
+            .rsplit_once(") ")
+            .and_then(|(_, rest)| rest.chars().next());
+        matches!(state, Some('T' | 't' | 'Z' | 'X') | None)
+    })
+}
+
+/// The generation the store holds now (0: none readable).
+fn stored_generation(store_dir: &Path, redis: Option<&RedisServer>) -> u64 {
+    let scope = Scope::new(SCOPE);
+    let record = match redis {
+        Some(r) => RedisStore::open(&r.url()).unwrap().load(&scope),
+        None => FileStore::open(store_dir).unwrap().load(&scope),
+    };
+    record.ok().flatten().map_or(0, |r| r.generation().0)
+}
+
 fn plan(backend: Backend, fault: Fault) -> Plan {
     Plan {
         backend,
@@ -693,6 +816,7 @@ fn plan(backend: Backend, fault: Fault) -> Plan {
         reuse_grace: Duration::ZERO,
         restarted_rounds: 0,
         mutant: "",
+        slow_lease: false,
         lease: match fault {
             Fault::None | Fault::RedisRestart | Fault::FileLost => Duration::from_secs(5),
             Fault::KillBefore | Fault::KillAfter | Fault::PauseAfter => {
@@ -850,8 +974,15 @@ fn file_deleted_then_corrupted_mid_run_costs_no_second_refresh() {
 /// the newer one, so two tokens answer in one round (F2).
 #[test]
 fn the_fleet_checks_catch_a_guard_without_reread_or_without_compare_and_swap() {
+    // The slow lease alone costs no second refresh; with the bug, it shows.
+    let f = run(Plan {
+        slow_lease: true,
+        ..plan(Backend::File, Fault::None)
+    });
+    assert_clean(&f, 4);
     let f = run(Plan {
         mutant: "skip-reread",
+        slow_lease: true,
         ..plan(Backend::File, Fault::None)
     });
     assert!(f.refreshes > u64::from(f.expiries), "{f:?}");
