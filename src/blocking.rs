@@ -19,7 +19,7 @@ use crate::front::{
     self, Asked, Board, Driving, Fault, HandleError, Place, Published, Refresh, Reply, Status,
     Ticket,
 };
-use crate::sync::{Condvar, Mutex, SnapshotCell};
+use crate::sync::{self, Condvar, Mutex, SnapshotCell};
 use crate::{
     BuildError, Clock, Config, Fresh, Generation, RefreshError, RefreshId, Stats, Timestamp,
 };
@@ -102,6 +102,8 @@ pub struct Builder<T, E> {
     refresher: Refresher<T, E>,
     config: Config,
     clock: Option<Clock>,
+    #[cfg(feature = "mutants")]
+    mutant: Option<crate::core::Mutant>,
 }
 
 impl<T, E> std::fmt::Debug for Builder<T, E> {
@@ -130,6 +132,15 @@ where
         self
     }
 
+    /// A handle whose core has a planted bug, for showing that the
+    /// checkers of the handles catch it.
+    #[cfg(feature = "mutants")]
+    #[doc(hidden)]
+    pub fn mutant(mut self, mutant: crate::core::Mutant) -> Self {
+        self.mutant = Some(mutant);
+        self
+    }
+
     /// The handle.
     ///
     /// # Errors
@@ -137,13 +148,19 @@ where
     /// [`BuildError::Config`] for a configuration that cannot work.
     pub fn build(self) -> Result<Handle<T, E>, BuildError> {
         let clock = self.clock.unwrap_or_else(Clock::system);
+        #[allow(unused_mut)]
+        let mut board = Board::new(self.config, clock.clone())?;
+        #[cfg(feature = "mutants")]
+        if let Some(mutant) = self.mutant {
+            board.core.plant(mutant);
+        }
         Ok(Handle {
             shared: Arc::new(Shared {
                 snapshot: SnapshotCell::empty(),
                 clock: clock.clone(),
                 refresher: self.refresher,
                 state: Mutex::new(State {
-                    board: Board::new(self.config, clock)?,
+                    board,
                     sent: None,
                     worker: None,
                 }),
@@ -186,6 +203,8 @@ where
             refresher: Box::new(refresher),
             config: Config::default(),
             clock: None,
+            #[cfg(feature = "mutants")]
+            mutant: None,
         }
     }
 
@@ -543,7 +562,7 @@ struct Call {
 /// so the token endpoint never sees two of this handle's at once (S1), and
 /// no request ever runs the refresher (a request that finds a usable token
 /// never waits for a refresh ahead of expiry). It ends when the handle goes.
-struct Worker(std::sync::mpsc::Sender<Call>);
+struct Worker(sync::Sender<Call>);
 
 impl Worker {
     fn start<T, E>(shared: std::sync::Weak<Shared<T, E>>) -> Self
@@ -551,26 +570,22 @@ impl Worker {
         T: Send + Sync + 'static,
         E: Send + Sync + 'static,
     {
-        let (tx, rx) = std::sync::mpsc::channel::<Call>();
-        std::thread::Builder::new()
-            .name("tokenflight-refresh".into())
-            .spawn(move || {
-                while let Ok(call) = rx.recv() {
-                    let Some(shared) = shared.upgrade() else {
-                        return;
-                    };
-                    tracing::dispatcher::with_default(&call.dispatch, || {
-                        shared.make_call(call.attempt);
-                    });
-                }
-            })
-            .expect("the refresher's thread could not be started");
+        let (tx, rx) = sync::channel::<Call>();
+        sync::spawn_thread("tokenflight-refresh", move || {
+            while let Some(call) = rx.recv() {
+                let Some(shared) = shared.upgrade() else {
+                    return;
+                };
+                tracing::dispatcher::with_default(&call.dispatch, || {
+                    shared.make_call(call.attempt);
+                });
+            }
+        });
         Worker(tx)
     }
 
     fn send(&self, call: Call) {
-        // The thread ends only when the handle goes, with this sender.
-        let _ = self.0.send(call);
+        self.0.send(call);
     }
 }
 

@@ -37,6 +37,8 @@ pub struct Builder<T, E> {
     spawner: Option<Option<Arc<dyn Spawn>>>,
     #[cfg(tokenflight_loom)]
     late_publish: bool,
+    #[cfg(feature = "mutants")]
+    mutant: Option<crate::core::Mutant>,
 }
 
 impl<T, E> std::fmt::Debug for Builder<T, E> {
@@ -64,6 +66,8 @@ where
             spawner: None,
             #[cfg(tokenflight_loom)]
             late_publish: false,
+            #[cfg(feature = "mutants")]
+            mutant: None,
         }
     }
 
@@ -123,6 +127,15 @@ where
         self
     }
 
+    /// A handle whose core has a planted bug, for showing that the
+    /// checkers of the handles catch it.
+    #[cfg(feature = "mutants")]
+    #[doc(hidden)]
+    pub fn mutant(mut self, mutant: crate::core::Mutant) -> Self {
+        self.mutant = Some(mutant);
+        self
+    }
+
     /// The handle.
     ///
     /// # Errors
@@ -144,6 +157,10 @@ where
         #[cfg(tokenflight_loom)]
         if self.late_publish {
             board.late_publish = Some(None);
+        }
+        #[cfg(feature = "mutants")]
+        if let Some(mutant) = self.mutant {
+            board.core.plant(mutant);
         }
         let refresher = self.refresher;
         let shared = Arc::new_cyclic(|this: &Weak<Shared<T, E>>| Shared {

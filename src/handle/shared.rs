@@ -222,6 +222,13 @@ where
         let deadline = self.sleep.as_ref().and(state.board.core.poll_timeout());
         let (new_timer, old) = state.timer.retarget(deadline);
         after.drop_sleep.extend(old.and_then(|(_, future)| future));
+        if state.driver.is_some() && !state.has_call() {
+            // A request took the call out and brought its answer back: the
+            // driver task has nothing left to do and must hear so, or it
+            // would wait for a wake that never comes, holding the handle.
+            state.driver = None;
+            after.wake.extend(self.beacon.end_drive());
+        }
         if new_refresh && state.driver.is_none() {
             if let Some(shared) = self.spawner_ready() {
                 state.drivers += 1;
@@ -457,7 +464,7 @@ where
                 }
                 if !state.has_call() {
                     state.driver = None;
-                    self.beacon.end_drive();
+                    drop(self.beacon.end_drive());
                     return Poll::Ready(());
                 }
                 let parked = state.has_parked();
@@ -495,7 +502,7 @@ where
                 return;
             }
             state.driver = None;
-            self.beacon.end_drive();
+            drop(self.beacon.end_drive());
             if state.has_parked() {
                 wake.extend(self.beacon.raise(true).into_iter().flatten());
             }

@@ -142,9 +142,9 @@ impl Beacon {
         raised
     }
 
-    /// The driver task ends.
-    pub(super) fn end_drive(&self) {
-        self.signal.lock().driver = None;
+    /// The driver task ends; returns its waker, if it was polled.
+    pub(super) fn end_drive(&self) -> Option<Waker> {
+        self.signal.lock().driver.take()
     }
 
     /// Appoints the waiter at `id` and returns whether the flag is up;

@@ -1,62 +1,14 @@
-//! Loom models of the async handle's shared-state code: the real code,
-//! through `src/sync.rs`, with loom's mutexes, atomics and threads, every
-//! interleaving (up to the preemption bound each model states).
-//!
-//! Run with `scripts/loom.sh`. No timers: the handles are built without one
-//! and with a clock that stands still, so time never decides a branch; a
-//! refresh that must stay pending is held at a [`Gate`] that a loom thread
-//! opens. Futures run under `loom::future::block_on`, which reports a
-//! deadlock if a future waits for a wake that never comes, so "no waiter
-//! hangs" (L1) is checked in every model too.
-#![cfg(tokenflight_loom)]
+//! The async handle's races without timers: rejections, cancellations and
+//! the refresh's completion in every order, and the fast path's read racing
+//! a publish. The clock stands still, so time never decides a branch.
 
-use std::future::Future;
-use std::pin::pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 use std::time::Duration;
 
-use loom::future::AtomicWaker;
 use loom::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use tokenflight::{
-    Clock, Config, Error, Fresh, Generation, Handle, HandleError, RefreshError, Timestamp,
-};
+use tokenflight::{Clock, Config, Error, Fresh, Generation, Handle, RefreshError, Timestamp};
 
-type Result<T> = std::result::Result<T, HandleError<&'static str>>;
-
-/// Holds the refresh until a thread opens it.
-struct Gate {
-    open: AtomicBool,
-    waker: AtomicWaker,
-}
-
-impl Gate {
-    fn new(open: bool) -> Arc<Self> {
-        Arc::new(Gate {
-            open: AtomicBool::new(open),
-            waker: AtomicWaker::new(),
-        })
-    }
-
-    fn open(&self) {
-        self.open.store(true, Ordering::SeqCst);
-        self.waker.wake();
-    }
-
-    fn wait(self: Arc<Self>) -> impl Future<Output = ()> {
-        std::future::poll_fn(move |cx| {
-            if self.open.load(Ordering::SeqCst) {
-                return Poll::Ready(());
-            }
-            self.waker.register_by_ref(cx.waker());
-            if self.open.load(Ordering::SeqCst) {
-                Poll::Ready(())
-            } else {
-                Poll::Pending
-            }
-        })
-    }
-}
+use crate::common::{model, poll_once_then_drop, token, Gate};
 
 /// What the refresher does once its gate opens.
 #[derive(Clone, Copy)]
@@ -105,37 +57,6 @@ fn setup(answer: Answer, gate_open: bool, late_publish: bool) -> Setup {
         refreshes,
         gate,
     }
-}
-
-/// Polls `fut` once and drops it: a caller that gives up mid-wait.
-fn poll_once_then_drop<F: Future>(fut: F) {
-    let mut fut = pin!(fut);
-    let waker = futures::task::noop_waker();
-    let _ = fut.as_mut().poll(&mut Context::from_waker(&waker));
-}
-
-fn model(f: impl Fn() + Sync + Send + 'static) {
-    let mut builder = loom::model::Builder::new();
-    if builder.preemption_bound.is_none()
-        && std::env::var_os("TOKENFLIGHT_LOOM_EXHAUSTIVE").is_none()
-    {
-        builder.preemption_bound = Some(PREEMPTIONS);
-    }
-    builder.check(f);
-}
-
-/// The default preemption bound when `LOOM_MAX_PREEMPTIONS` is not set.
-/// Each race below needs at most two preemptions to show (a thread
-/// interrupted inside one critical section or between two, and the other
-/// thread interrupted once on its way back); three leaves a margin. Every
-/// model is bounded: unbounded, even the three-thread ones ran for minutes
-/// without finishing. Bound 4 passes too (about ten times slower);
-/// `TOKENFLIGHT_LOOM_EXHAUSTIVE=1` lifts the bound for a long run by hand.
-const PREEMPTIONS: usize = 3;
-
-fn token(ticket: Result<tokenflight::Ticket<u64>>) -> (u64, Generation) {
-    let ticket = ticket.expect("a token");
-    (*ticket.token(), ticket.generation())
 }
 
 /// S2: two requests rejected with the same generation race; exactly one
