@@ -182,10 +182,11 @@ impl Watch {
         }
     }
 
-    /// The waiter `core_id` read its outcome: what its ticket carries.
-    pub(crate) fn left(&mut self, core_id: RequestId) -> Option<Seen> {
+    /// The waiter `core_id` read its outcome: what its ticket carries, if
+    /// it got one (an error already ended it).
+    pub(crate) fn left(&mut self, core_id: RequestId, sent: bool) -> Option<Seen> {
         let id = self.waiting.remove(&core_id)?;
-        Some(Seen::new(&self.observer, id))
+        sent.then(|| Seen::new(&self.observer, id))
     }
 
     /// The waiter `core_id` gave up; `answered` is what it had been
