@@ -62,6 +62,17 @@ impl std::error::Error for RefreshFail {}
 type Hyper = Client<HttpConnector, Full<Bytes>>;
 type Layered = Auth<Hyper, String, RefreshFail>;
 
+/// Every message of `e`, then each cause down its `source()` chain.
+fn chain(e: &dyn std::error::Error) -> Vec<String> {
+    let mut out = vec![e.to_string()];
+    let mut next = e.source();
+    while let Some(cause) = next {
+        out.push(cause.to_string());
+        next = cause.source();
+    }
+    out
+}
+
 /// A plain HTTP/2 client (one connection carries every request, however
 /// many are in flight).
 fn hyper_client() -> Hyper {
@@ -344,10 +355,23 @@ async fn a_refresh_refused_for_good_fails_every_request_with_the_typed_error() {
             .enumerate()
         {
             match result {
-                Err(AuthError::Token(Error::LoginRequired(cause))) => {
+                Err(e @ AuthError::Token(Error::LoginRequired(_))) => {
+                    let Some(Error::LoginRequired(cause)) = e.token_error() else {
+                        unreachable!()
+                    };
                     assert_eq!(
-                        *cause,
+                        **cause,
                         tokenflight::Fault::Refresher(RefreshFail::InvalidGrant)
+                    );
+                    // Each cause once: the layer's words, the handle's, the
+                    // refresher's own error.
+                    assert_eq!(
+                        chain(&e),
+                        [
+                            "no usable token",
+                            "token refresh was refused, a new login is needed",
+                            "the refresh token was refused",
+                        ]
                     );
                 }
                 other => panic!("request {id}: {other:?}"),
@@ -640,6 +664,14 @@ mod reqwest_middleware_client {
             for result in herd(&client, &server, 10..60).await {
                 let e = result.unwrap_err();
                 assert!(matches!(handle_error(&e), Error::LoginRequired(_)), "{e}");
+                // The middleware's `anyhow` chain names each cause once.
+                let reqwest_middleware::Error::Middleware(inner) = &e else {
+                    unreachable!()
+                };
+                assert_eq!(
+                    format!("{inner:#}"),
+                    "token refresh was refused, a new login is needed: the refresh token was refused"
+                );
             }
             assert_eq!(server.stats().reuse, 0);
         })

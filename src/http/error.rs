@@ -9,18 +9,21 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 /// Why a request through [`Auth`](super::Auth) ended without a response.
 ///
 /// `E` is the refresher's error, `S` the inner service's. No variant ever
-/// contains the token.
+/// contains the token. Each wrapped error is the
+/// [`source()`](std::error::Error::source), not part of the message, so a
+/// chain printed by `anyhow` or a logger shows each cause once.
 ///
 /// # Examples
 ///
 /// ```
+/// use std::error::Error as _;
 /// use tokenflight::http::AuthError;
 /// use tokenflight::Error;
 ///
-/// let e: AuthError<std::io::Error, std::io::Error> =
-///     AuthError::Token(Error::AuthRejected { sends: 3 });
-/// assert_eq!(e.to_string(), "no usable token: the server rejected the token on all 3 sends of this request");
-/// assert!(matches!(e, AuthError::Token(Error::AuthRejected { sends: 3 })));
+/// let e: AuthError<std::io::Error, std::io::Error> = AuthError::Token(Error::Overloaded);
+/// assert_eq!(e.to_string(), "no usable token");
+/// assert_eq!(e.source().unwrap().to_string(), "too many requests are waiting for a token");
+/// assert!(matches!(e.token_error(), Some(Error::Overloaded)));
 /// ```
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -30,8 +33,8 @@ pub enum AuthError<E, S> {
     /// every token the request was sent with
     /// ([`Error::AuthRejected`](crate::Error::AuthRejected)), or too many
     /// requests wait.
-    #[error("no usable token: {0}")]
-    Token(HandleError<E>),
+    #[error("no usable token")]
+    Token(#[source] HandleError<E>),
     /// The inner service failed (a connection error, say).
     #[error("the inner service failed")]
     Service(#[source] S),
