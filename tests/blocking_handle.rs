@@ -72,7 +72,7 @@ impl Server {
         if token >= self.cutoff.load(Ordering::SeqCst) {
             Reply::Done(token)
         } else {
-            Reply::Rejected
+            Reply::Rejected(token)
         }
     }
 }
@@ -228,6 +228,16 @@ fn a_refresh_timeout_reaches_every_thread() {
         1,
         "one call at the endpoint, however many attempts timed out"
     );
+}
+
+#[test]
+fn a_token_rejected_every_time_hands_the_thread_the_last_rejection() {
+    let server = Server::new();
+    let handle = handle(&server);
+    let result = handle.call(|token: &u64| Reply::<Result<(), u64>>::Rejected(Err(*token)));
+    let sends = config().max_sends();
+    assert_eq!(result, Ok(Err(u64::from(sends))), "the last send's answer");
+    assert_eq!(handle.stats().auth_rejected, 1);
 }
 
 #[test]

@@ -29,10 +29,10 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 #[non_exhaustive]
 pub enum AuthError<E, S> {
     /// The handle could not give the request a usable token: refreshing
-    /// failed (transiently too often, or for good), the server rejected
-    /// every token the request was sent with
-    /// ([`Error::AuthRejected`](crate::Error::AuthRejected)), or too many
-    /// requests wait.
+    /// failed (transiently too often, or for good), or too many requests
+    /// wait. (A request the server rejected on every send is not an error:
+    /// the caller gets the last rejection, marked
+    /// [`RetriesExhausted`](super::RetriesExhausted).)
     #[error("no usable token")]
     Token(#[source] HandleError<E>),
     /// The inner service failed (a connection error, say).
