@@ -77,6 +77,10 @@ pub enum Error<E> {
     Overloaded,
     /// The server rejected every token this request was sent with, fresh ones
     /// included: the problem is not expiry (wrong scope, a revoked user...).
+    ///
+    /// The core and `reject` end such a request with it; `call` and the
+    /// HTTP layers hand the caller the server's last rejection instead, as
+    /// tower's retry returns its last response.
     #[error("the server rejected the token on all {sends} sends of this request")]
     AuthRejected {
         /// How many times the request was sent.
