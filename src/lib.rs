@@ -52,8 +52,8 @@ pub use crate::token::{Credential, Fresh};
 
 /// The sans-IO core, for port authors and custom drivers: a pure state
 /// machine that never reads a clock, spawns, sleeps, locks or does I/O.
-/// Time comes in with every input, work goes out as [`Action`](core::Action)s;
-/// [`Core`](core::Core) says how to drive it. The handles at the crate root
+/// Time comes in with every input, work goes out as [`Action`]s;
+/// [`Core`] says how to drive it. The handles at the crate root
 /// are drivers of it.
 pub mod core {
     pub use crate::config::{Config, ConfigError};
