@@ -46,7 +46,9 @@ pub enum RefreshFailure<E> {
 /// Its message says what happened to the request; the cause (how the
 /// refresh failed, the refresher's own error and its causes) is its
 /// [`source()`](std::error::Error::source), never repeated in the message,
-/// so `anyhow`'s `{:#}` and middleware chains print each cause once.
+/// so `anyhow`'s `{:#}` and middleware chains print each cause once. It
+/// is a [`std::error::Error`] when the refresher's error `E` is one (its
+/// message is there for any `E`).
 ///
 /// # Examples
 ///

@@ -76,3 +76,41 @@ pub(crate) fn lift<E>(error: RefreshError<E>) -> RefreshError<Fault<E>> {
         RefreshError::Permanent(e) => RefreshError::Permanent(Fault::Refresher(e)),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::error::Error as _;
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::RefreshFailure;
+
+    /// A refresher's error with a cause of its own.
+    #[derive(Debug, thiserror::Error)]
+    #[error("token endpoint unreachable")]
+    struct Unreachable(#[source] std::io::Error);
+
+    #[test]
+    fn a_refreshers_error_and_its_causes_each_appear_once_in_the_chain() {
+        let fault = Fault::Refresher(Unreachable(std::io::Error::other("connection refused")));
+        let e: HandleError<Unreachable> =
+            Error::RefreshUnavailable(RefreshFailure::Refresher(Arc::new(fault)));
+        let mut chain = vec![e.to_string()];
+        let mut next = e.source();
+        while let Some(cause) = next {
+            chain.push(cause.to_string());
+            next = cause.source();
+        }
+        assert_eq!(
+            chain,
+            [
+                "token refresh is failing, retry later",
+                "token endpoint unreachable",
+                "connection refused",
+            ]
+        );
+        assert!(Fault::<Unreachable>::Panicked("boom".into())
+            .source()
+            .is_none());
+    }
+}
