@@ -488,6 +488,7 @@ impl<T, E, W> Board<T, E, W> {
         self.leave(index);
         #[cfg(feature = "observe")]
         let sent = outcome.is_ok();
+        #[cfg(feature = "observe")]
         let outcome = match watch!(self, w => w.left(place.id, sent)).flatten() {
             Some(seen) => outcome.map(|ticket| ticket.seen(seen)),
             None => outcome,
