@@ -18,10 +18,10 @@
 //! Requests built with `.with_extension(SkipAuth)` go out without a token.
 //! A request whose body is a stream (`reqwest::Request::try_clone` is
 //! `None`) is not sent again: the caller gets the rejection response, with
-//! the token declared bad, marked [`NotRetried`]. A
-//! request rejected on every send gets its last rejection back as `Ok`,
-//! marked [`RetriesExhausted`], as the tower
-//! layer does: `error_for_status()` turns it into reqwest's own error.
+//! the token declared bad, marked [`NotRetried`]. A request rejected on
+//! every send gets its last rejection back as `Ok`, marked
+//! [`RetriesExhausted`], as the tower layer does: `error_for_status()`
+//! turns it into reqwest's own error.
 //!
 //! Errors come back as [`reqwest_middleware::Error::Middleware`] holding
 //! the handle's [`HandleError`](crate::HandleError) or an
