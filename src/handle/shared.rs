@@ -318,33 +318,56 @@ where
     /// Polls the parked work once, as a waiter would, if it woke (or, with
     /// `start`, if a call is due to be made and no driver task makes it).
     /// A refresher asking its own handle (its future is out) never drives.
+    ///
+    /// With `start`, a call that this polling itself started (an answer
+    /// that let a queued attempt go) is made too, before returning: the
+    /// driving contract says a call the core starts is made at once, and a
+    /// call left unmade until the next caller may be made after a login
+    /// has already superseded it. This ends: each round past the first
+    /// makes a new call, which the core starts only once the previous one
+    /// has ended, and a round's attempts are bounded
+    /// (`max_refresh_attempts`), after which it fails and starts nothing
+    /// until a new input.
     fn drive(&self, start: bool) {
         if Driving::is_active(self.key()) {
             return;
         }
-        let work = {
-            let mut state = self.state.lock();
-            let due = start && state.driver.is_none() && state.refresh.is_start();
-            if !state.has_parked() || !(self.beacon.take_raised() || due) {
-                return;
+        let mut first = true;
+        loop {
+            let work = {
+                let mut state = self.state.lock();
+                let due = start && state.driver.is_none() && state.refresh.is_start();
+                if !state.has_parked() {
+                    return;
+                }
+                if first {
+                    if !(self.beacon.take_raised() || due) {
+                        return;
+                    }
+                } else if due {
+                    self.beacon.take_raised();
+                } else {
+                    return;
+                }
+                state.take_work()
+            };
+            first = false;
+            let done = self.run(work);
+            let now = self.clock.now();
+            let mut after = Aftermath::new();
+            {
+                let mut state = self.state.lock();
+                self.bring_back(&mut state, now, done, &mut after);
+                // Work that woke itself while out may have found no one to
+                // take it: make sure whoever is appointed comes back for it.
+                if state.has_parked() {
+                    after
+                        .wake
+                        .extend(self.beacon.pending().into_iter().flatten());
+                }
             }
-            state.take_work()
-        };
-        let done = self.run(work);
-        let now = self.clock.now();
-        let mut after = Aftermath::new();
-        {
-            let mut state = self.state.lock();
-            self.bring_back(&mut state, now, done, &mut after);
-            // Work that woke itself while out may have found no one to take
-            // it: make sure whoever is appointed comes back for it.
-            if state.has_parked() {
-                after
-                    .wake
-                    .extend(self.beacon.pending().into_iter().flatten());
-            }
+            after.run(self);
         }
-        after.run(self);
     }
 
     /// Polls the work taken out, outside the lock, with the beacon's waker.
