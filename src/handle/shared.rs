@@ -88,6 +88,15 @@ impl<T, E> State<T, E> {
 
     /// Takes every parked piece of work out, to poll outside the lock.
     pub(super) fn take_work(&mut self) -> Work<T, E> {
+        // A call not made yet whose attempt a login (or a timeout) has
+        // already superseded is never made: it would ask the endpoint for a
+        // token no one needs, and its answer would be thrown away.
+        if let Job::Start(attempt) = self.refresh {
+            if self.board.core.in_flight() != Some(attempt) {
+                self.board.unmade(attempt);
+                self.refresh = Job::Empty;
+            }
+        }
         let refresh = self.refresh.take_out();
         // A call to make is told what it replaces, as the core has it now.
         let context = refresh
