@@ -85,7 +85,7 @@ proptest! {
 #[test]
 fn the_async_handle_keeps_every_rule_over_seeded_runs() {
     for seed in 0..3_000_u64 {
-        let setup = Setup::small(seed % 2 == 0);
+        let setup = Setup::small(seed.is_multiple_of(2));
         if let Err(failure) = drive::run(&setup, &Op::random(seed, 120)) {
             panic!("seed {seed} (spawner {}): {failure}", setup.spawner);
         }

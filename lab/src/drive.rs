@@ -93,6 +93,12 @@ pub struct Drive {
     requests: Vec<Joined<()>>,
     issued: u64,
     steps: Vec<Op>,
+    /// The hard limit: a call dropped unanswered sooner, while the handle
+    /// lives, lost its answer.
+    abandon_after: Duration,
+    /// Observer calls made while the handle's lock was held.
+    #[cfg(feature = "mutants")]
+    under_lock: std::sync::Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl fmt::Debug for Drive {
@@ -126,17 +132,40 @@ impl Drive {
         let lab = Lab::new();
         let script = Script::new(lab.timers());
         let history = History::new(&setup.config);
+        let record = history.observer();
+        // The observer is user code: it must never run under the handle's
+        // lock. With the planted bugs compiled in, it checks.
+        #[cfg(feature = "mutants")]
+        let (probe, under_lock) = (
+            std::sync::Arc::new(std::sync::OnceLock::<Box<dyn Fn() -> bool + Send + Sync>>::new()),
+            std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0)),
+        );
+        #[cfg(feature = "mutants")]
+        let record = {
+            let (probe, under_lock) = (
+                std::sync::Arc::clone(&probe),
+                std::sync::Arc::clone(&under_lock),
+            );
+            move |at, event| {
+                if probe.get().is_some_and(|locked| locked()) {
+                    under_lock.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                }
+                record(at, event);
+            }
+        };
         let builder = Handle::builder(script.refresher())
             .config(setup.config.clone())
             .clock(lab.clock())
             .sleep(lab.sleep())
-            .observe(history.observer());
+            .observe(record);
         let builder = if setup.spawner {
             builder.spawner(lab.spawner())
         } else {
             builder.without_spawner()
         };
         let handle = adjust(builder).build().expect("the lab's setup is valid");
+        #[cfg(feature = "mutants")]
+        let _ = probe.set(Box::new(handle.lock_probe()));
         Drive {
             lab,
             script,
@@ -145,6 +174,9 @@ impl Drive {
             requests: Vec::new(),
             issued: 0,
             steps: Vec::new(),
+            abandon_after: setup.config.refresh_abandon_after,
+            #[cfg(feature = "mutants")]
+            under_lock,
         }
     }
 
@@ -275,6 +307,27 @@ impl Drive {
                 "S1 at the endpoint: {live} refresher calls outstanding at once"
             )));
         }
+        if self.handle.is_some() {
+            let early =
+                self.script.drops().into_iter().find(|(_, made, dropped)| {
+                    dropped.saturating_since(*made) < self.abandon_after
+                });
+            if let Some((call, made, dropped)) = early {
+                return Err(self.failure(format!(
+                    "call {} dropped unanswered at {dropped}, made at {made}: before the hard limit, its answer lost",
+                    call.0
+                )));
+            }
+        }
+        #[cfg(feature = "mutants")]
+        {
+            let n = self.under_lock.load(std::sync::atomic::Ordering::SeqCst);
+            if n > 0 {
+                return Err(self.failure(format!(
+                    "the observer ran {n} times with the handle's lock held"
+                )));
+            }
+        }
         Ok(())
     }
 
@@ -363,7 +416,7 @@ impl Drive {
 /// use tokenflight_lab::{drive, Op, Setup};
 ///
 /// for seed in 0..20 {
-///     drive::run(&Setup::small(seed % 2 == 0), &Op::random(seed, 40)).unwrap();
+///     drive::run(&Setup::small(seed.is_multiple_of(2)), &Op::random(seed, 40)).unwrap();
 /// }
 /// ```
 pub fn run(setup: &Setup, ops: &[Op]) -> Result<(), Failure> {
