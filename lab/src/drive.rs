@@ -415,7 +415,7 @@ impl Drive {
 /// ```
 /// use tokenflight_lab::{drive, Op, Setup};
 ///
-/// for seed in 0..20 {
+/// for seed in 0..20_u64 {
 ///     drive::run(&Setup::small(seed.is_multiple_of(2)), &Op::random(seed, 40)).unwrap();
 /// }
 /// ```
