@@ -96,7 +96,7 @@ pub struct Drive {
     /// The hard limit: a call dropped unanswered sooner, while the handle
     /// lives, lost its answer.
     abandon_after: Duration,
-    /// Observer calls made while the handle's lock was held.
+    /// Observer and timer calls made while the handle's lock was held.
     #[cfg(feature = "mutants")]
     under_lock: std::sync::Arc<std::sync::atomic::AtomicU64>,
 }
@@ -153,10 +153,25 @@ impl Drive {
                 record(at, event);
             }
         };
+        // The timer is user code too.
+        let sleep = lab.sleep();
+        #[cfg(feature = "mutants")]
+        let sleep = {
+            let (probe, under_lock) = (
+                std::sync::Arc::clone(&probe),
+                std::sync::Arc::clone(&under_lock),
+            );
+            move |duration| {
+                if probe.get().is_some_and(|locked| locked()) {
+                    under_lock.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                }
+                tokenflight::Sleep::sleep(&sleep, duration)
+            }
+        };
         let builder = Handle::builder(script.refresher())
             .config(setup.config.clone())
             .clock(lab.clock())
-            .sleep(lab.sleep())
+            .sleep(sleep)
             .observe(record);
         let builder = if setup.spawner {
             builder.spawner(lab.spawner())
@@ -324,7 +339,7 @@ impl Drive {
             let n = self.under_lock.load(std::sync::atomic::Ordering::SeqCst);
             if n > 0 {
                 return Err(self.failure(format!(
-                    "the observer ran {n} times with the handle's lock held"
+                    "user code (the observer, the timer) ran {n} times with the handle's lock held"
                 )));
             }
         }
