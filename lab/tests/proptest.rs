@@ -242,3 +242,79 @@ fn a_blocking_call_superseded_before_it_was_made_is_never_made() {
         blocking_run(answers, ops).unwrap();
     }
 }
+
+/// The seeded runs are not vacuous: between them they reach every kind of
+/// step the rules are about (witnesses, as the explorer has).
+#[test]
+fn the_seeded_runs_reach_every_kind_of_step() {
+    use tokenflight::check::Event;
+    use tokenflight::Phase;
+    let mut seen = std::collections::BTreeMap::<&str, u64>::new();
+    for seed in 0..300_u64 {
+        let mut drive = tokenflight_lab::Drive::new(&Setup::small(seed.is_multiple_of(2)));
+        for op in Op::random(seed, 120) {
+            drive.step(op).unwrap();
+        }
+        let events = drive.history().events();
+        let mut count = |name, hit: bool| *seen.entry(name).or_default() += u64::from(hit);
+        for (_, event) in &events {
+            count("a request waits", matches!(event, Event::Waiting { .. }));
+            count("a rejection", matches!(event, Event::Rejected { .. }));
+            count(
+                "a waiter cancelled",
+                matches!(event, Event::Cancelled { .. }),
+            );
+            count("a request failed", matches!(event, Event::Failed { .. }));
+            count(
+                "an attempt timed out",
+                matches!(event, Event::RefreshAbandoned { .. }),
+            );
+            count(
+                "a call dropped at the hard limit",
+                matches!(event, Event::RefreshDropped { .. }),
+            );
+            count(
+                "a call answered without a token",
+                matches!(event, Event::RefreshEnded { ok: false, .. }),
+            );
+            count(
+                "a refreshed token",
+                matches!(event, Event::NewGeneration { from: Some(_), .. }),
+            );
+            count(
+                "a login",
+                matches!(event, Event::NewGeneration { from: None, .. }),
+            );
+            count(
+                "an invalidation",
+                matches!(event, Event::Invalidated { .. }),
+            );
+            count(
+                "a round gave up",
+                matches!(
+                    event,
+                    Event::PhaseChanged {
+                        phase: Phase::Failed
+                    }
+                ),
+            );
+        }
+        // A late answer adopted: a token from an attempt that had been
+        // given up.
+        let late = events.iter().enumerate().any(|(i, (_, e))| match e {
+            Event::NewGeneration { from: Some(a), .. } => events[..i]
+                .iter()
+                .any(|(_, e)| matches!(e, Event::RefreshAbandoned { attempt } if attempt == a)),
+            _ => false,
+        });
+        count("a late answer adopted", late);
+        drive.heal().unwrap();
+    }
+    let missing: Vec<_> = seen
+        .iter()
+        .filter(|(_, n)| **n == 0)
+        .map(|(w, _)| *w)
+        .collect();
+    assert!(missing.is_empty(), "never reached: {missing:?} ({seen:?})");
+    assert_eq!(seen.len(), 12);
+}
