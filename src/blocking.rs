@@ -682,8 +682,19 @@ where
     /// never made), and reports its answer.
     fn make_call(self: &Arc<Self>, attempt: RefreshId) {
         let context = {
-            let state = self.state.lock();
+            let mut state = self.state.lock();
             if state.board.core.outstanding_call() != Some(attempt) {
+                return;
+            }
+            // A login (or a timeout) superseded the attempt before this
+            // thread got to it: the call would ask for a token no one
+            // needs, and its answer would be thrown away. It is never made.
+            if state.board.core.in_flight() != Some(attempt) {
+                state.board.unmade(attempt);
+                let now = state.board.core.now();
+                let after = self.settle(&mut state, now);
+                drop(state);
+                after.run(self);
                 return;
             }
             state.board.refresh_context()

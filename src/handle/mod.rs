@@ -29,6 +29,8 @@
 
 mod builder;
 mod job;
+#[cfg(feature = "mutants")]
+mod mutant;
 mod shared;
 mod sleep;
 mod spawn;
@@ -38,6 +40,8 @@ use std::future::Future;
 use std::sync::Arc;
 
 pub use builder::Builder;
+#[cfg(feature = "mutants")]
+pub use mutant::Mutant;
 #[cfg(feature = "tokio")]
 pub use sleep::TokioSleep;
 pub use sleep::{Sleep, SleepFuture, ThreadSleep};
@@ -172,6 +176,16 @@ where
     /// ```
     pub fn status(&self) -> Status {
         self.shared.state.lock().board.status()
+    }
+
+    /// Whether the handle's lock is held, for the checkers that catch a
+    /// planted bug running user code under it: an observer that asked the
+    /// handle (say, for its status) would deadlock instead.
+    #[cfg(feature = "mutants")]
+    #[doc(hidden)]
+    pub fn lock_probe(&self) -> impl Fn() -> bool + Send + Sync + 'static {
+        let shared = Arc::downgrade(&self.shared);
+        move || shared.upgrade().is_some_and(|s| s.state.is_locked())
     }
 
     /// Sends a request with the current token and returns its result: waits
