@@ -106,7 +106,7 @@ pub struct Builder<T, E> {
     config: Config,
     clock: Option<Clock>,
     #[cfg(feature = "mutants")]
-    mutant: Option<crate::core::Mutant>,
+    core_mutant: Option<crate::core::Mutant>,
     #[cfg(feature = "observe")]
     observer: Option<front::observe::Report>,
 }
@@ -141,8 +141,8 @@ where
     /// checkers of the handles catch it.
     #[cfg(feature = "mutants")]
     #[doc(hidden)]
-    pub fn mutant(mut self, mutant: crate::core::Mutant) -> Self {
-        self.mutant = Some(mutant);
+    pub fn core_mutant(mut self, mutant: crate::core::Mutant) -> Self {
+        self.core_mutant = Some(mutant);
         self
     }
 
@@ -193,7 +193,7 @@ where
         #[allow(unused_mut)]
         let mut board = Board::new(self.config, clock.clone())?;
         #[cfg(feature = "mutants")]
-        if let Some(mutant) = self.mutant {
+        if let Some(mutant) = self.core_mutant {
             board.core.plant(mutant);
         }
         #[cfg(feature = "observe")]
@@ -254,7 +254,7 @@ where
             config: Config::default(),
             clock: None,
             #[cfg(feature = "mutants")]
-            mutant: None,
+            core_mutant: None,
             #[cfg(feature = "observe")]
             observer: None,
         }

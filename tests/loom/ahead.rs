@@ -9,7 +9,7 @@ use std::time::Duration;
 use tokenflight::core::Mutant;
 use tokenflight::{Config, Fresh, Generation, Handle, RefreshError};
 
-use crate::common::{caught, first_poll, model, token, Calls, Gate, Time};
+use crate::common::{caught, first_poll, model, token, Calls, Gate, Judge, Time};
 
 fn requests_during_a_refresh_ahead(mutant: Option<Mutant>) {
     let time = Time::new();
@@ -19,6 +19,7 @@ fn requests_during_a_refresh_ahead(mutant: Option<Mutant>) {
     config.expiry_skew = Duration::from_secs(8);
     config.skew_jitter = Duration::ZERO;
     config.safety_margin = Duration::from_secs(1);
+    let judge = Judge::new(&config);
     let (c, g) = (calls.clone(), Arc::clone(&gate));
     let mut builder = Handle::builder(move |_| {
         let (n, out) = c.start();
@@ -34,9 +35,10 @@ fn requests_during_a_refresh_ahead(mutant: Option<Mutant>) {
     .config(config)
     .clock(time.clock())
     .sleep(time.timer())
-    .without_spawner();
+    .without_spawner()
+    .observe(judge.observer());
     if let Some(mutant) = mutant {
-        builder = builder.mutant(mutant);
+        builder = builder.core_mutant(mutant);
     }
     let handle = builder.build().unwrap();
     // Due at 5 s (half its life), usable until 9 s.
@@ -65,6 +67,7 @@ fn requests_during_a_refresh_ahead(mutant: Option<Mutant>) {
     assert_eq!((now, generation), (2, Generation(2)));
     assert_eq!(calls.made(), 1);
     assert!(calls.most_at_once() <= 1);
+    assert_eq!(judge.verdict(), vec![]);
 }
 
 #[test]

@@ -8,7 +8,7 @@ use loom::sync::{Condvar, Mutex};
 use tokenflight::core::Mutant;
 use tokenflight::{blocking, Config, Fresh, Generation, RefreshError};
 
-use crate::common::{caught, model, Calls, Time};
+use crate::common::{caught, model, Calls, Judge, Time};
 
 /// A gate for a refresher that blocks.
 #[derive(Default)]
@@ -35,16 +35,19 @@ fn two_rejections_on_the_blocking_handle(mutant: Option<Mutant>) {
     let time = Time::new();
     let calls = Calls::new();
     let latch = Arc::new(Latch::default());
+    let config = Config::default();
+    let judge = Judge::new(&config);
     let (c, l) = (calls.clone(), Arc::clone(&latch));
     let mut builder = blocking::Handle::builder(move |_| {
         let (n, _out) = c.start();
         l.wait();
         Ok::<_, RefreshError<&'static str>>(Fresh::new(n + 2))
     })
-    .config(Config::default())
-    .clock(time.clock());
+    .config(config)
+    .clock(time.clock())
+    .observe(judge.observer());
     if let Some(mutant) = mutant {
-        builder = builder.mutant(mutant);
+        builder = builder.core_mutant(mutant);
     }
     let handle = builder.build().unwrap();
     handle.set_token(Fresh::new(1));
@@ -67,6 +70,7 @@ fn two_rejections_on_the_blocking_handle(mutant: Option<Mutant>) {
     assert!(calls.most_at_once() <= 1);
     // The refresher's thread ends with the handle.
     drop(handle);
+    assert_eq!(judge.verdict(), vec![]);
 }
 
 #[test]

@@ -10,7 +10,8 @@ use std::time::Duration;
 use loom::future::AtomicWaker;
 use loom::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use loom::sync::Mutex;
-use tokenflight::{Clock, Generation, HandleError, Sleep, SleepFuture, Ticket, Timestamp};
+use tokenflight::check::{Event, Monitor, Violation};
+use tokenflight::{Clock, Config, Generation, HandleError, Sleep, SleepFuture, Ticket, Timestamp};
 
 pub(crate) type Result<T> = std::result::Result<T, HandleError<&'static str>>;
 
@@ -281,4 +282,38 @@ impl Drop for Outstanding {
 /// A spawner that runs each task on a thread of the model.
 pub(crate) fn loom_spawner(task: Pin<Box<dyn Future<Output = ()> + Send + 'static>>) {
     drop(loom::thread::spawn(move || loom::future::block_on(task)));
+}
+
+/// The handle's own report of its run (its observer), judged at the end of
+/// a model by `check::Monitor`: every safety rule over the whole run, and
+/// L1 (every request that arrived has ended). A plain mutex: the report is
+/// the test's, not the handle's, and its order is the handle's own.
+#[derive(Clone)]
+pub(crate) struct Judge {
+    events: Arc<std::sync::Mutex<Vec<(Timestamp, Event)>>>,
+    config: Config,
+}
+
+impl Judge {
+    pub(crate) fn new(config: &Config) -> Self {
+        Judge {
+            events: Arc::default(),
+            config: config.clone(),
+        }
+    }
+
+    pub(crate) fn observer(&self) -> impl Fn(Timestamp, Event) + Send + Sync + 'static {
+        let events = Arc::clone(&self.events);
+        move |at, event| events.lock().unwrap().push((at, event))
+    }
+
+    /// The violations of the run so far, judged as a finished one.
+    pub(crate) fn verdict(&self) -> Vec<Violation> {
+        let mut monitor = Monitor::of(&self.config);
+        for (at, event) in self.events.lock().unwrap().iter() {
+            monitor.observe(*at, event.clone());
+        }
+        monitor.finish();
+        monitor.violations().to_vec()
+    }
 }

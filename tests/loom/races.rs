@@ -8,7 +8,7 @@ use std::time::Duration;
 use loom::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use tokenflight::{Clock, Config, Error, Fresh, Generation, Handle, RefreshError, Timestamp};
 
-use crate::common::{model, poll_once_then_drop, token, Gate};
+use crate::common::{model, poll_once_then_drop, token, Gate, Judge};
 
 /// What the refresher does once its gate opens.
 #[derive(Clone, Copy)]
@@ -19,6 +19,7 @@ enum Answer {
 
 struct Setup {
     handle: Handle<u64, &'static str>,
+    judge: Judge,
     refreshes: Arc<AtomicU64>,
     gate: Arc<Gate>,
 }
@@ -32,6 +33,7 @@ fn setup(answer: Answer, gate_open: bool, late_publish: bool) -> Setup {
     let mut config = Config::default();
     config.backoff_initial = Duration::ZERO;
     config.max_refresh_attempts = 1;
+    let judge = Judge::new(&config);
     let mut builder = Handle::builder(move |_| {
         let n = r.fetch_add(1, Ordering::SeqCst) + 2;
         let gate = Arc::clone(&g);
@@ -46,7 +48,8 @@ fn setup(answer: Answer, gate_open: bool, late_publish: bool) -> Setup {
     .config(config)
     .clock(Clock::manual(|| Timestamp::ZERO))
     .without_timer()
-    .without_spawner();
+    .without_spawner()
+    .observe(judge.observer());
     if late_publish {
         builder = builder.late_publish();
     }
@@ -54,6 +57,7 @@ fn setup(answer: Answer, gate_open: bool, late_publish: bool) -> Setup {
     handle.set_token(Fresh::new(1));
     Setup {
         handle,
+        judge,
         refreshes,
         gate,
     }
@@ -78,6 +82,7 @@ fn two_rejections_of_one_generation_refresh_once() {
         }
         assert_eq!(s.refreshes.load(Ordering::SeqCst), 1);
         assert_eq!(s.handle.waiters(), 0);
+        assert_eq!(s.judge.verdict(), vec![]);
     });
 }
 
@@ -100,6 +105,7 @@ fn a_stale_rejection_racing_the_refresh_completion_never_refreshes_again() {
         assert_eq!(a.join().unwrap(), (2, Generation(2)));
         assert_eq!(b.join().unwrap(), (2, Generation(2)));
         assert_eq!(s.refreshes.load(Ordering::SeqCst), 1);
+        assert_eq!(s.judge.verdict(), vec![]);
     });
 }
 
@@ -120,6 +126,7 @@ fn a_waiter_cancelled_during_the_refresh_leaves_at_once() {
         assert_eq!(a.join().unwrap(), (2, Generation(2)));
         assert_eq!(s.handle.waiters(), 0);
         assert_eq!(s.refreshes.load(Ordering::SeqCst), 1);
+        assert_eq!(s.judge.verdict(), vec![]);
     });
 }
 
@@ -140,6 +147,7 @@ fn the_refresh_driving_future_dropped_mid_refresh() {
         server.join().unwrap();
         assert_eq!(a.join().unwrap(), (2, Generation(2)));
         assert_eq!(s.refreshes.load(Ordering::SeqCst), 1);
+        assert_eq!(s.judge.verdict(), vec![]);
     });
 }
 
@@ -162,6 +170,7 @@ fn the_appointed_waiter_dropped_while_the_refresh_wakes() {
         b.join().unwrap();
         assert_eq!(a.join().unwrap(), (2, Generation(2)));
         assert_eq!(s.refreshes.load(Ordering::SeqCst), 1);
+        assert_eq!(s.judge.verdict(), vec![]);
     });
 }
 
@@ -184,6 +193,7 @@ fn refresh_failure_reaches_every_waiter() {
         }
         assert_eq!(s.refreshes.load(Ordering::SeqCst), 1);
         assert_eq!(s.handle.waiters(), 0);
+        assert_eq!(s.judge.verdict(), vec![]);
     });
 }
 
@@ -202,6 +212,7 @@ fn a_late_answer_racing_the_next_attempt_makes_one_generation() {
         let mut config = Config::default();
         config.backoff_initial = Duration::ZERO;
         config.max_refresh_attempts = 2;
+        let judge = Judge::new(&config);
         let handle = Handle::builder(move |_| {
             // Attempt k answers token k + 1 once its gate opens.
             let attempt = r.fetch_add(1, Ordering::SeqCst);
@@ -217,6 +228,7 @@ fn a_late_answer_racing_the_next_attempt_makes_one_generation() {
         }))
         .without_timer()
         .without_spawner()
+        .observe(judge.observer())
         .build()
         .unwrap();
         handle.set_token(Fresh::new(1));
@@ -241,6 +253,7 @@ fn a_late_answer_racing_the_next_attempt_makes_one_generation() {
         assert_eq!((*now.token(), now.generation()), (token, generation));
         assert_eq!(refreshes.load(Ordering::SeqCst), 1, "one call at a time");
         assert_eq!(handle.waiters(), 0);
+        assert_eq!(judge.verdict(), vec![]);
     });
 }
 
@@ -267,6 +280,7 @@ fn hot_path_read_racing_a_publish(late_publish: bool) {
     b.join().unwrap();
     let read = s.handle.try_ticket().map(|t| t.generation());
     assert_ne!(read, Some(Generation(1)), "published a known-bad token");
+    assert_eq!(s.judge.verdict(), vec![]);
 }
 
 #[test]

@@ -8,13 +8,15 @@ use tokenflight::core::Mutant;
 use tokenflight::{Config, Fresh, Generation, Handle, RefreshError};
 
 use crate::common::{
-    fails_alone, loom_spawner, model, poll_once_then_drop, token, Calls, Gate, Time,
+    fails_alone, loom_spawner, model, poll_once_then_drop, token, Calls, Gate, Judge, Time,
 };
 
 fn a_call_on_the_spawner(mutant: Option<Mutant>) {
     let time = Time::new();
     let calls = Calls::new();
     let gate = Gate::new(false);
+    let config = Config::default();
+    let judge = Judge::new(&config);
     let (c, g) = (calls.clone(), Arc::clone(&gate));
     let mut builder = Handle::builder(move |_| {
         let (n, out) = c.start();
@@ -25,12 +27,13 @@ fn a_call_on_the_spawner(mutant: Option<Mutant>) {
             Ok::<_, RefreshError<&'static str>>(Fresh::new(n + 2))
         }
     })
-    .config(Config::default())
+    .config(config)
     .clock(time.clock())
     .sleep(time.timer())
-    .spawner(loom_spawner);
+    .spawner(loom_spawner)
+    .observe(judge.observer());
     if let Some(mutant) = mutant {
-        builder = builder.mutant(mutant);
+        builder = builder.core_mutant(mutant);
     }
     let handle = builder.build().unwrap();
     handle.set_token(Fresh::new(1));
@@ -43,6 +46,7 @@ fn a_call_on_the_spawner(mutant: Option<Mutant>) {
     assert_eq!(waiter.join().unwrap(), (2, Generation(2)));
     assert_eq!(calls.made(), 1, "one call");
     assert!(calls.most_at_once() <= 1);
+    assert_eq!(judge.verdict(), vec![]);
 }
 
 #[test]

@@ -9,7 +9,7 @@ use loom::sync::atomic::{AtomicBool, Ordering};
 use tokenflight::core::Mutant;
 use tokenflight::{Config, Fresh, Generation, Handle, RefreshError};
 
-use crate::common::{caught, fails_alone, model, token, Calls, Gate, Time};
+use crate::common::{caught, fails_alone, model, token, Calls, Gate, Judge, Time};
 
 /// S1 with a timer: the only call is still out (its gate closed) when the
 /// refresh timeout fires; the waiter's next attempt must queue behind it,
@@ -23,6 +23,7 @@ fn a_timeout_racing_a_late_answer(mutant: Option<Mutant>) {
     config.backoff_initial = Duration::ZERO;
     config.max_refresh_attempts = 2;
     config.refresh_timeout = Duration::from_millis(10);
+    let judge = Judge::new(&config);
     let (c, g) = (calls.clone(), Arc::clone(&gate));
     let mut builder = Handle::builder(move |_| {
         let (n, out) = c.start();
@@ -39,9 +40,10 @@ fn a_timeout_racing_a_late_answer(mutant: Option<Mutant>) {
     .config(config.clone())
     .clock(time.clock())
     .sleep(time.timer())
-    .without_spawner();
+    .without_spawner()
+    .observe(judge.observer());
     if let Some(mutant) = mutant {
-        builder = builder.mutant(mutant);
+        builder = builder.core_mutant(mutant);
     }
     let handle = builder.build().unwrap();
     handle.set_token(Fresh::new(1));
@@ -56,6 +58,7 @@ fn a_timeout_racing_a_late_answer(mutant: Option<Mutant>) {
     assert!(calls.most_at_once() <= 1, "two refresher calls out at once");
     assert_eq!(calls.made(), 1, "one call");
     assert_eq!(got, (2, Generation(2)), "the late answer of the one call");
+    assert_eq!(judge.verdict(), vec![]);
 }
 
 #[test]
@@ -86,6 +89,7 @@ fn a_back_off(login: bool, mutant: Option<Mutant>) {
     config.max_refresh_attempts = 2;
     config.backoff_initial = Duration::from_millis(10);
     config.backoff_max = Duration::from_millis(10);
+    let judge = Judge::new(&config);
     let c = calls.clone();
     let mut builder = Handle::builder(move |_| {
         let (n, out) = c.start();
@@ -101,9 +105,10 @@ fn a_back_off(login: bool, mutant: Option<Mutant>) {
     .config(config.clone())
     .clock(time.clock())
     .sleep(time.timer())
-    .without_spawner();
+    .without_spawner()
+    .observe(judge.observer());
     if let Some(mutant) = mutant {
-        builder = builder.mutant(mutant);
+        builder = builder.core_mutant(mutant);
     }
     let handle = builder.build().unwrap();
     handle.set_token(Fresh::new(1));
@@ -129,6 +134,7 @@ fn a_back_off(login: bool, mutant: Option<Mutant>) {
     } else {
         assert_eq!(got, 3, "the second attempt's token");
     }
+    assert_eq!(judge.verdict(), vec![]);
 }
 
 #[test]
