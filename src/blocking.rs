@@ -710,9 +710,19 @@ where
                 after.run(self);
                 return;
             }
-            state.board.refresh_context()
+            // Decided here, under the lock: observed started in the order
+            // of the core's decisions.
+            #[cfg(feature = "observe")]
+            let decided = self
+                .observer
+                .as_ref()
+                .map(|o| o.call_decided(state.board.core.now(), attempt));
+            #[cfg(not(feature = "observe"))]
+            let decided = None::<()>;
+            (state.board.refresh_context(), decided)
         };
-        let result = self.run_refresher(attempt, context);
+        let (context, decided) = context;
+        let result = self.run_refresher(decided, context);
         let now = self.clock.now();
         let mut state = self.state.lock();
         state.board.refreshed(now, attempt, result);
@@ -726,14 +736,13 @@ where
     /// failure, and when the retries run out every waiter gets the error.
     fn run_refresher(
         &self,
-        attempt: RefreshId,
+        #[cfg(feature = "observe")] call: Option<front::observe::CallGuard>,
+        #[cfg(not(feature = "observe"))] call: Option<()>,
         context: Refresh<T>,
     ) -> Result<Fresh<T>, RefreshError<Fault<E>>> {
         let _driving = Driving::enter(std::ptr::from_ref(self) as usize);
-        #[cfg(feature = "observe")]
-        let call = self.observer.as_ref().map(|o| o.call(attempt));
         #[cfg(not(feature = "observe"))]
-        let _ = attempt;
+        let _ = call;
         let result = panic::catch_unwind(AssertUnwindSafe(|| (self.refresher)(context)));
         // A call that panicked ended without an answer: its guard reports
         // it dropped.

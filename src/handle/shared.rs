@@ -127,6 +127,8 @@ impl<T, E> State<T, E> {
         Work {
             refresh,
             context,
+            #[cfg(feature = "observe")]
+            decided: None,
             timer: self.timer.take_out(),
             timer_broken: self.timer_broken,
         }
@@ -195,6 +197,9 @@ pub(super) struct Work<T, E> {
     refresh: Option<(RefreshId, Option<RefreshFuture<T, E>>)>,
     /// What the call is told, if it is to be made.
     context: Option<Refresh<T>>,
+    /// The call to make, as observed decided.
+    #[cfg(feature = "observe")]
+    decided: Option<front::observe::CallGuard>,
     timer: Option<(Timestamp, Option<SleepFuture>)>,
     timer_broken: bool,
 }
@@ -424,7 +429,7 @@ where
                 } else {
                     return;
                 }
-                state.take_work()
+                self.take_work(&mut state)
             };
             first = false;
             let done = self.run(work);
@@ -445,6 +450,20 @@ where
         }
     }
 
+    /// Takes the parked work out, under the lock. A call to make is decided
+    /// here, and observed started in this critical section.
+    pub(super) fn take_work(&self, state: &mut State<T, E>) -> Work<T, E> {
+        #[allow(unused_mut)]
+        let mut work = state.take_work();
+        #[cfg(feature = "observe")]
+        if let (Some(observer), Some((attempt, None)), true) =
+            (&self.observer, &work.refresh, work.context.is_some())
+        {
+            work.decided = Some(observer.call_decided(state.board.core.now(), *attempt));
+        }
+        work
+    }
+
     /// Polls the work taken out, outside the lock, with the beacon's waker.
     /// Panics of the refresher are caught and become a [`Fault::Panicked`];
     /// a panicking timer is replaced by the thread timer.
@@ -453,9 +472,13 @@ where
         let mut cx = Context::from_waker(&waker);
         let _driving = Driving::enter(self.key());
         let mut context = work.context;
+        #[cfg(feature = "observe")]
+        let mut decided = work.decided;
+        #[cfg(not(feature = "observe"))]
+        let mut decided = None::<()>;
         let refresh = work.refresh.map(|(attempt, fut)| {
             let fut = fut.ok_or_else(|| context.take());
-            (attempt, self.poll_refresh(attempt, fut, &mut cx))
+            (attempt, self.poll_refresh(decided.take(), fut, &mut cx))
         });
         let mut timer_panicked = false;
         let timer = work.timer.map(|(deadline, fut)| {
@@ -492,7 +515,8 @@ where
     /// is the context to make it with.
     fn poll_refresh(
         &self,
-        attempt: RefreshId,
+        #[cfg(feature = "observe")] decided: Option<front::observe::CallGuard>,
+        #[cfg(not(feature = "observe"))] decided: Option<()>,
         fut: Result<RefreshFuture<T, E>, Option<Refresh<T>>>,
         cx: &mut Context<'_>,
     ) -> Polled<T, E> {
@@ -500,15 +524,14 @@ where
             let mut fut = fut.unwrap_or_else(|context| {
                 let context = context.expect("a call to make comes with its context");
                 #[cfg(feature = "observe")]
-                if let Some(observer) = &self.observer {
-                    // Reported started before the refresher runs, and
-                    // dropped if it panics before it returns a future.
-                    let guard = observer.call(attempt);
+                if let Some(guard) = decided {
+                    // Reported dropped if the refresher panics before it
+                    // returns a future.
                     let future = (self.refresher)(context);
                     return Box::pin(front::observe::Counted::new(future, guard));
                 }
                 #[cfg(not(feature = "observe"))]
-                let _ = attempt;
+                let _ = decided;
                 (self.refresher)(context)
             });
             match fut.as_mut().poll(cx) {
@@ -587,7 +610,7 @@ where
                     cx.waker().wake_by_ref();
                     return Poll::Pending;
                 }
-                state.take_work()
+                self.take_work(&mut state)
             };
             let done = self.run(work);
             let now = self.clock.now();

@@ -255,7 +255,7 @@ where
                     cx.waker().wake_by_ref();
                     return Poll::Pending;
                 }
-                state.take_work()
+                shared.take_work(&mut state)
             };
             let done = shared.run(work);
             let now = shared.clock.now();

@@ -316,4 +316,19 @@ impl Judge {
         monitor.finish();
         monitor.violations().to_vec()
     }
+
+    /// Fails the model, with the handle's history, if the run broke a rule.
+    pub(crate) fn assert_clean(&self) {
+        let violations = self.verdict();
+        if !violations.is_empty() {
+            let history: Vec<String> = self
+                .events
+                .lock()
+                .unwrap()
+                .iter()
+                .map(|(at, event)| format!("{at:?} {event:?}"))
+                .collect();
+            panic!("{violations:?}\nhistory:\n{}", history.join("\n"));
+        }
+    }
 }

@@ -82,7 +82,7 @@ fn two_rejections_of_one_generation_refresh_once() {
         }
         assert_eq!(s.refreshes.load(Ordering::SeqCst), 1);
         assert_eq!(s.handle.waiters(), 0);
-        assert_eq!(s.judge.verdict(), vec![]);
+        s.judge.assert_clean();
     });
 }
 
@@ -105,7 +105,7 @@ fn a_stale_rejection_racing_the_refresh_completion_never_refreshes_again() {
         assert_eq!(a.join().unwrap(), (2, Generation(2)));
         assert_eq!(b.join().unwrap(), (2, Generation(2)));
         assert_eq!(s.refreshes.load(Ordering::SeqCst), 1);
-        assert_eq!(s.judge.verdict(), vec![]);
+        s.judge.assert_clean();
     });
 }
 
@@ -126,7 +126,7 @@ fn a_waiter_cancelled_during_the_refresh_leaves_at_once() {
         assert_eq!(a.join().unwrap(), (2, Generation(2)));
         assert_eq!(s.handle.waiters(), 0);
         assert_eq!(s.refreshes.load(Ordering::SeqCst), 1);
-        assert_eq!(s.judge.verdict(), vec![]);
+        s.judge.assert_clean();
     });
 }
 
@@ -147,7 +147,7 @@ fn the_refresh_driving_future_dropped_mid_refresh() {
         server.join().unwrap();
         assert_eq!(a.join().unwrap(), (2, Generation(2)));
         assert_eq!(s.refreshes.load(Ordering::SeqCst), 1);
-        assert_eq!(s.judge.verdict(), vec![]);
+        s.judge.assert_clean();
     });
 }
 
@@ -170,7 +170,7 @@ fn the_appointed_waiter_dropped_while_the_refresh_wakes() {
         b.join().unwrap();
         assert_eq!(a.join().unwrap(), (2, Generation(2)));
         assert_eq!(s.refreshes.load(Ordering::SeqCst), 1);
-        assert_eq!(s.judge.verdict(), vec![]);
+        s.judge.assert_clean();
     });
 }
 
@@ -193,7 +193,7 @@ fn refresh_failure_reaches_every_waiter() {
         }
         assert_eq!(s.refreshes.load(Ordering::SeqCst), 1);
         assert_eq!(s.handle.waiters(), 0);
-        assert_eq!(s.judge.verdict(), vec![]);
+        s.judge.assert_clean();
     });
 }
 
@@ -251,9 +251,10 @@ fn a_late_answer_racing_the_next_attempt_makes_one_generation() {
         server.join().unwrap();
         let now = handle.try_ticket().expect("a token");
         assert_eq!((*now.token(), now.generation()), (token, generation));
+        drop(now);
         assert_eq!(refreshes.load(Ordering::SeqCst), 1, "one call at a time");
         assert_eq!(handle.waiters(), 0);
-        assert_eq!(judge.verdict(), vec![]);
+        judge.assert_clean();
     });
 }
 
@@ -280,7 +281,7 @@ fn hot_path_read_racing_a_publish(late_publish: bool) {
     b.join().unwrap();
     let read = s.handle.try_ticket().map(|t| t.generation());
     assert_ne!(read, Some(Generation(1)), "published a known-bad token");
-    assert_eq!(s.judge.verdict(), vec![]);
+    s.judge.assert_clean();
 }
 
 #[test]

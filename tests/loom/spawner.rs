@@ -46,7 +46,7 @@ fn a_call_on_the_spawner(mutant: Option<Mutant>) {
     assert_eq!(waiter.join().unwrap(), (2, Generation(2)));
     assert_eq!(calls.made(), 1, "one call");
     assert!(calls.most_at_once() <= 1);
-    assert_eq!(judge.verdict(), vec![]);
+    judge.assert_clean();
 }
 
 #[test]
