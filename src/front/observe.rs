@@ -128,7 +128,9 @@ impl Observer {
     /// comes after it, as it would after a call already on the wire).
     /// Returns the guard that reports how the call ends.
     pub(crate) fn call_decided(self: &Arc<Self>, at: Timestamp, attempt: RefreshId) -> CallGuard {
-        self.outbox.lock().push(at, Event::RefreshStarted { attempt });
+        self.outbox
+            .lock()
+            .push(at, Event::RefreshStarted { attempt });
         CallGuard {
             observer: Arc::clone(self),
             attempt,

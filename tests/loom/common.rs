@@ -317,8 +317,42 @@ impl Judge {
         monitor.violations().to_vec()
     }
 
+    /// Waits until every request that arrived has been reported ended. A
+    /// handle reports one event at a time: an event queued while another
+    /// thread is reporting is reported by that thread, which may still be
+    /// at it when the model's own threads are done (the blocking handle's
+    /// refresher thread, a driver task). A request that never ends keeps
+    /// this waiting, and loom stops the model at its branch limit.
+    fn wait_for_reports(&self) {
+        loop {
+            let open = {
+                let events = self.events.lock().unwrap();
+                let mut open = std::collections::BTreeSet::new();
+                for (_, event) in events.iter() {
+                    match event {
+                        Event::Arrived { id } => {
+                            open.insert(*id);
+                        }
+                        Event::Completed { id }
+                        | Event::Failed { id }
+                        | Event::Cancelled { id } => {
+                            open.remove(id);
+                        }
+                        _ => {}
+                    }
+                }
+                open.len()
+            };
+            if open == 0 {
+                return;
+            }
+            loom::thread::yield_now();
+        }
+    }
+
     /// Fails the model, with the handle's history, if the run broke a rule.
     pub(crate) fn assert_clean(&self) {
+        self.wait_for_reports();
         let violations = self.verdict();
         if !violations.is_empty() {
             let history: Vec<String> = self
