@@ -57,6 +57,21 @@ pub fn core_maker(mutant: Option<&str>) -> Result<Box<Maker>, String> {
     mutant_maker(m)
 }
 
+/// The planted bug named `name` (for the handle's core), if any.
+///
+/// # Errors
+///
+/// As [`core_maker`].
+pub fn mutant_named(name: Option<&str>) -> Result<Option<tokenflight::Mutant>, String> {
+    let Some(name) = name else {
+        return Ok(None);
+    };
+    drop(core_maker(Some(name))?);
+    Ok(tokenflight::Mutant::ALL
+        .into_iter()
+        .find(|m| format!("{m:?}") == name))
+}
+
 #[cfg(feature = "mutants")]
 fn mutant_maker(m: tokenflight::Mutant) -> Result<Box<Maker>, String> {
     Ok(Box::new(move |c| {
@@ -69,12 +84,24 @@ fn mutant_maker(_: tokenflight::Mutant) -> Result<Box<Maker>, String> {
     Err("--mutant needs a build with `--features mutants`".into())
 }
 
-/// The one-line command that replays a run.
+/// The one-line command that replays a run of the core.
 pub fn replay_command(
     sc: &Scenario,
     shape: Shape,
     max_requests: u64,
     mutant: Option<&str>,
+) -> String {
+    replay_command_for(sc, shape, max_requests, mutant, "tokenflight")
+}
+
+/// The one-line command that replays a run of `algorithm` (`tokenflight`,
+/// the core, or `handle`).
+pub fn replay_command_for(
+    sc: &Scenario,
+    shape: Shape,
+    max_requests: u64,
+    mutant: Option<&str>,
+    algorithm: &str,
 ) -> String {
     let features = if mutant.is_some() {
         " --features mutants"
@@ -101,13 +128,16 @@ pub fn replay_command(
     if let Some(m) = mutant {
         cmd.push_str(&format!(" --mutant {m}"));
     }
-    cmd.push_str(" --algo tokenflight");
+    cmd.push_str(" --algo ");
+    cmd.push_str(algorithm);
     cmd
 }
 
 /// One failing seed of a swarm.
 #[derive(Debug, Clone, Serialize)]
 pub struct SwarmFailure {
+    /// Which path failed: `tokenflight` (the core) or `handle`.
+    pub algorithm: &'static str,
     /// The seed.
     pub seed: u64,
     /// The first rule it broke.
@@ -119,7 +149,7 @@ pub struct SwarmFailure {
 }
 
 /// What a swarm found.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Default, Serialize)]
 pub struct SwarmOutcome {
     /// Seeds run.
     pub seeds: u64,
@@ -127,6 +157,15 @@ pub struct SwarmOutcome {
     pub requests: u64,
     /// The failing seeds.
     pub failures: Vec<SwarmFailure>,
+}
+
+impl SwarmOutcome {
+    /// Adds another path's swarm over the same seeds.
+    pub fn absorb(&mut self, other: SwarmOutcome) {
+        self.seeds = self.seeds.max(other.seeds);
+        self.requests += other.requests;
+        self.failures.extend(other.failures);
+    }
 }
 
 /// Runs tokenflight (made by `make`, with planted bug `mutant` if any, for
@@ -138,6 +177,30 @@ pub fn run(
     make: &Maker,
     mutant: Option<&str>,
     progress: bool,
+) -> SwarmOutcome {
+    let run = |sc: &Scenario| crate::run_tokenflight_with(sc, RunOptions::default(), make);
+    swarm_of(seeds, max_requests, mutant, progress, &run)
+}
+
+/// Runs the real handle (with core bug `planted`, named `mutant` for the
+/// replay line) on the drawn scenario of every seed in `seeds`.
+pub fn run_handle(
+    seeds: Range<u64>,
+    max_requests: u64,
+    planted: Option<tokenflight::Mutant>,
+    mutant: Option<&str>,
+    progress: bool,
+) -> SwarmOutcome {
+    let run = |sc: &Scenario| crate::run_handle_with(sc, RunOptions::default(), planted);
+    swarm_of(seeds, max_requests, mutant, progress, &run)
+}
+
+fn swarm_of(
+    seeds: Range<u64>,
+    max_requests: u64,
+    mutant: Option<&str>,
+    progress: bool,
+    run: &dyn Fn(&Scenario) -> AlgoReport,
 ) -> SwarmOutcome {
     let bar = if progress {
         let bar = indicatif::ProgressBar::new(seeds.end - seeds.start);
@@ -159,15 +222,16 @@ pub fn run(
     };
     for seed in seeds {
         let sc = Scenario::draw(seed, max_requests);
-        let r = crate::run_tokenflight_with(&sc, RunOptions::default(), make);
+        let r = run(&sc);
         out.seeds += 1;
         out.requests += r.stats.requests;
         if let Some((rule, detail)) = first_failure(&r) {
             out.failures.push(SwarmFailure {
+                algorithm: r.algorithm,
                 seed,
                 rule,
                 detail,
-                replay: replay_command(&sc, Shape::Drawn, max_requests, mutant),
+                replay: replay_command_for(&sc, Shape::Drawn, max_requests, mutant, r.algorithm),
             });
             bar.set_message(out.failures.len().to_string());
         }

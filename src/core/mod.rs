@@ -208,6 +208,12 @@ impl<T, E> Core<T, E> {
         Ok(core)
     }
 
+    /// Plants `mutant` in a core a handle built (see `Builder::mutant`).
+    #[cfg(feature = "mutants")]
+    pub(crate) fn plant(&mut self, mutant: Mutant) {
+        self.mutant = Some(mutant);
+    }
+
     fn is(&self, mutant: Mutant) -> bool {
         cfg!(feature = "mutants") && self.mutant == Some(mutant)
     }

@@ -39,6 +39,8 @@ pub struct Builder<T, E> {
     observer: Option<front::observe::Report>,
     #[cfg(tokenflight_loom)]
     late_publish: bool,
+    #[cfg(feature = "mutants")]
+    mutant: Option<crate::core::Mutant>,
 }
 
 impl<T, E> std::fmt::Debug for Builder<T, E> {
@@ -68,6 +70,8 @@ where
             observer: None,
             #[cfg(tokenflight_loom)]
             late_publish: false,
+            #[cfg(feature = "mutants")]
+            mutant: None,
         }
     }
 
@@ -172,6 +176,15 @@ where
         self
     }
 
+    /// A handle whose core has this planted bug, for showing that the
+    /// checkers that judge the handle catch it.
+    #[cfg(feature = "mutants")]
+    #[doc(hidden)]
+    pub fn mutant(mut self, mutant: crate::core::Mutant) -> Self {
+        self.mutant = Some(mutant);
+        self
+    }
+
     /// The handle.
     ///
     /// # Errors
@@ -196,6 +209,10 @@ where
             board.observe(Arc::clone(&observer));
             observer
         });
+        #[cfg(feature = "mutants")]
+        if let Some(mutant) = self.mutant {
+            board.core.plant(mutant);
+        }
         #[cfg(tokenflight_loom)]
         if self.late_publish {
             board.late_publish = Some(None);
