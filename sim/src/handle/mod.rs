@@ -80,7 +80,8 @@ pub(crate) struct HandleFlight {
     judge: Judge,
     /// Answers of the waiting requests' tasks, as they finish.
     answers: Rc<RefCell<Vec<(u32, Asked)>>>,
-    reqs: HashMap<u32, Req>,
+    /// By request number (the world numbers them from zero, in order).
+    reqs: Vec<Option<Req>>,
     /// The world's call for each of the handle's calls still out.
     calls: HashMap<Slot, u32>,
     slots: HashMap<u32, Slot>,
@@ -130,7 +131,7 @@ impl HandleFlight {
             endpoint,
             judge,
             answers: Rc::default(),
-            reqs: HashMap::new(),
+            reqs: Vec::new(),
             calls: HashMap::new(),
             slots: HashMap::new(),
             expiries: HashMap::new(),
@@ -150,9 +151,18 @@ impl HandleFlight {
     }
 
     /// Brings the lab to the world's time: timers due by now fire first.
+    /// Every lab deadline is armed in the world's queue (see `settle`), so
+    /// the earliest armed one says whether any is due, without asking the
+    /// lab's timer table on every request.
     fn sync(&mut self, w: &World) {
-        if self.lab.now() < ts(w.now) {
-            self.lab.advance_to(ts(w.now));
+        let now = ts(w.now);
+        if self.lab.now() >= now {
+            return;
+        }
+        if self.armed.first().is_some_and(|&due| due <= w.now) {
+            self.lab.advance_to(now);
+        } else {
+            self.lab.time().set(now);
         }
     }
 
@@ -163,12 +173,7 @@ impl HandleFlight {
         self.lab.run();
         // The handle's own events first, so the trace stays in causal order
         // with the facts the world writes below.
-        if w.tracing() {
-            let events = self.judge.lock().log.as_mut().map(std::mem::take);
-            for event in events.into_iter().flatten() {
-                w.trace_event(&event);
-            }
-        }
+        self.flush_trace(w);
         if self.endpoint.has_notes() {
             for note in self.endpoint.take_notes() {
                 self.note(w, note);
@@ -182,6 +187,15 @@ impl HandleFlight {
             let due = due.as_nanos();
             if self.armed.insert(due) {
                 w.set_timer(due);
+            }
+        }
+    }
+
+    fn flush_trace(&mut self, w: &mut World) {
+        if w.tracing() {
+            let events = self.judge.lock().log.as_mut().map(std::mem::take);
+            for event in events.into_iter().flatten() {
+                w.trace_event(&event);
             }
         }
     }
@@ -212,7 +226,7 @@ impl HandleFlight {
         match asked {
             Ok(ticket) => self.send(w, id, ticket),
             Err(e) => {
-                self.reqs.remove(&id);
+                self.reqs[id as usize] = None;
                 self.fail(w, id, &e);
             }
         }
@@ -220,7 +234,7 @@ impl HandleFlight {
 
     fn send(&mut self, w: &mut World, id: u32, ticket: Ticket<Tok>) {
         let (token, generation) = (*ticket.token(), ticket.generation().0);
-        self.reqs.insert(id, Req::Sent(ticket));
+        self.reqs[id as usize] = Some(Req::Sent(ticket));
         w.send_api(id, token, generation);
     }
 
@@ -243,9 +257,9 @@ impl HandleFlight {
             let asked = ask.await;
             answers.borrow_mut().push((id, asked));
         });
-        self.reqs.insert(id, Req::Waiting(task.id()));
+        self.reqs[id as usize] = Some(Req::Waiting(task.id()));
         self.settle(w);
-        if matches!(self.reqs.get(&id), Some(Req::Waiting(_))) {
+        if matches!(self.reqs[id as usize], Some(Req::Waiting(_))) {
             w.waiting(id);
             w.arm_timeout(id);
         }
@@ -278,17 +292,22 @@ impl Algorithm for HandleFlight {
 
     fn start(&mut self, w: &mut World, login: Grant) {
         let window = Limits::of(&self.config).proactive_window;
+        self.reqs.reserve(w.sc.requests.min(1 << 24) as usize);
         w.judge_refreshes(window.as_nanos() as u64);
         self.relogin(w, login);
     }
 
     fn arrive(&mut self, w: &mut World, id: u32) {
+        self.reqs.push(None);
+        debug_assert_eq!(self.reqs.len(), id as usize + 1);
         self.sync(w);
         // The fast path, as `ticket().await` takes it first; only a request
         // that finds no usable token becomes a task.
         if let Some(ticket) = self.handle.try_ticket() {
             self.send(w, id, ticket);
-            self.settle(w);
+            // The fast path wakes nothing and sets no timer: only its
+            // events are new.
+            self.flush_trace(w);
             return;
         }
         let handle = self.handle.clone();
@@ -297,7 +316,7 @@ impl Algorithm for HandleFlight {
 
     fn api_answer(&mut self, w: &mut World, id: u32, answer: ApiAnswer) {
         self.sync(w);
-        let Some(Req::Sent(ticket)) = self.reqs.remove(&id) else {
+        let Some(Req::Sent(ticket)) = self.reqs[id as usize].take() else {
             return;
         };
         match answer {
@@ -318,7 +337,8 @@ impl Algorithm for HandleFlight {
                 return;
             }
         }
-        self.settle(w);
+        // A ticket that goes reports its end and wakes nothing.
+        self.flush_trace(w);
     }
 
     fn refresh_answer(&mut self, w: &mut World, call: u32, answer: RefreshAnswer) {
@@ -342,7 +362,7 @@ impl Algorithm for HandleFlight {
 
     fn client_timeout(&mut self, w: &mut World, id: u32) {
         self.sync(w);
-        match self.reqs.remove(&id) {
+        match self.reqs[id as usize].take() {
             // The caller's future goes: the handle counts it cancelled.
             Some(Req::Waiting(task)) => {
                 self.lab.cancel(task);
@@ -356,7 +376,9 @@ impl Algorithm for HandleFlight {
 
     fn timer(&mut self, w: &mut World, at: u64) {
         self.armed.remove(&at);
-        self.sync(w);
+        // Whatever is due by now fires, armed or not.
+        let now = ts(w.now).max(self.lab.now());
+        self.lab.advance_to(now);
         self.settle(w);
     }
 
