@@ -208,7 +208,7 @@ impl<T, E> Core<T, E> {
         Ok(core)
     }
 
-    /// Plants `mutant` in a core a handle built (see `Builder::mutant`).
+    /// Plants `mutant` in a core already built (the handles' builders).
     #[cfg(feature = "mutants")]
     pub(crate) fn plant(&mut self, mutant: Mutant) {
         self.mutant = Some(mutant);

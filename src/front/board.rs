@@ -284,6 +284,11 @@ impl<T, E, W> Board<T, E, W> {
         let adopted = generation != before;
         if adopted {
             self.adopted(credential);
+        } else if in_flight && credential.is_some() {
+            // A token for the current generation the core could not use
+            // (expired on arrival) still rotated the refresh credential:
+            // the one presented is spent, and the next call needs this one.
+            self.credential = credential;
         }
         let (attempt, generation) = (attempt.0, generation.0);
         self.notes.push(match (in_flight, adopted) {

@@ -176,8 +176,8 @@ where
         self
     }
 
-    /// A handle whose core has this planted bug, for showing that the
-    /// checkers that judge the handle catch it.
+    /// A handle whose core has a planted bug, for showing that the
+    /// checkers of the handles catch it.
     #[cfg(feature = "mutants")]
     #[doc(hidden)]
     pub fn mutant(mut self, mutant: crate::core::Mutant) -> Self {
@@ -209,13 +209,13 @@ where
             board.observe(Arc::clone(&observer));
             observer
         });
-        #[cfg(feature = "mutants")]
-        if let Some(mutant) = self.mutant {
-            board.core.plant(mutant);
-        }
         #[cfg(tokenflight_loom)]
         if self.late_publish {
             board.late_publish = Some(None);
+        }
+        #[cfg(feature = "mutants")]
+        if let Some(mutant) = self.mutant {
+            board.core.plant(mutant);
         }
         let refresher = self.refresher;
         let shared = Arc::new_cyclic(|this: &Weak<Shared<T, E>>| Shared {
