@@ -673,7 +673,7 @@ where
     /// never made), and reports its answer.
     fn make_call(self: &Arc<Self>, attempt: RefreshId) {
         let context = {
-            let state = self.state.lock();
+            let mut state = self.state.lock();
             if state.board.core.outstanding_call() != Some(attempt) {
                 return;
             }

@@ -24,7 +24,10 @@ fn the_handle_passes_the_default_scenario_with_one_refresh_per_expiry() {
         (s.double_refreshes, s.overlapping_calls, s.reuse_revocations),
         (0, 0, 0)
     );
-    assert!(s.refresh_calls > s.refreshes_ok, "the faults reached the endpoint");
+    assert!(
+        s.refresh_calls > s.refreshes_ok,
+        "the faults reached the endpoint"
+    );
     assert!(s.completed > 950_000, "{s:?}");
     // Refresh ahead of expiry: nobody waits in healthy time.
     assert!(s.latency_healthy.p99_ms <= 1.0, "{:?}", s.latency_healthy);
@@ -126,7 +129,10 @@ fn a_bug_planted_in_the_handle_is_caught_by_a_swarm_with_a_replay_line() {
     // Replaying the seed fails the same way; the real handle passes it.
     let sc = Scenario::draw(first.seed, MAX_REQUESTS);
     let again = run_handle_with(&sc, RunOptions::default(), Some(m));
-    assert_eq!(first_failure(&again).map(|(r, _)| r), Some(first.rule.clone()));
+    assert_eq!(
+        first_failure(&again).map(|(r, _)| r),
+        Some(first.rule.clone())
+    );
     let real = run_handle(&sc, RunOptions::default());
     assert_eq!(first_failure(&real), None, "seed {}", first.seed);
 }
