@@ -136,3 +136,22 @@ fn a_bug_planted_in_the_handle_is_caught_by_a_swarm_with_a_replay_line() {
     let real = run_handle(&sc, RunOptions::default());
     assert_eq!(first_failure(&real), None, "seed {}", first.seed);
 }
+
+/// Seeds on which the handle once lost the refresh token rotated by an
+/// answer it could not use (a token expired on arrival, in time or late):
+/// its next call presented the spent one and the server revoked the
+/// session. The handle keeps that rotation now.
+#[test]
+fn the_handle_keeps_the_rotation_of_a_token_it_could_not_use() {
+    for seed in [56, 65, 107, 113, 125, 131, 167] {
+        let sc = Scenario::draw(seed, swarm::DEFAULT_MAX_REQUESTS);
+        let r = run_handle(&sc, RunOptions::default());
+        let reuse = r
+            .rule_counts
+            .iter()
+            .find(|(k, _)| k == "server: refresh-token reuse")
+            .map(|(_, n)| *n);
+        assert_eq!(reuse, Some(0), "seed {seed}: {:?}", r.violations);
+        assert_eq!(first_failure(&r), None, "seed {seed}");
+    }
+}
