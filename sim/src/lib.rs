@@ -47,6 +47,7 @@ pub mod vectors;
 pub mod world;
 
 pub use flight::{SimCore, SimError, Tok};
+pub use handle::Planted;
 pub use report::{Finding, Stats};
 pub use scenario::Scenario;
 pub use world::{AlgoReport, Outcome, RunOptions};
@@ -72,18 +73,14 @@ pub fn run_tokenflight_with(
 /// Runs the real async handle ([`tokenflight::Handle`]) on `sc`, on the
 /// lab's deterministic executor with the world's virtual time.
 pub fn run_handle(sc: &Scenario, opts: RunOptions) -> AlgoReport {
-    run_handle_with(sc, opts, None)
+    run_handle_with(sc, opts, Planted::default())
 }
 
-/// Runs the real async handle with core bug `mutant` planted in it (with
-/// the `mutants` feature; without it, asking for one panics).
-pub fn run_handle_with(
-    sc: &Scenario,
-    opts: RunOptions,
-    mutant: Option<tokenflight::Mutant>,
-) -> AlgoReport {
+/// Runs the real async handle with bugs planted in it (with the `mutants`
+/// feature; without it, asking for one panics).
+pub fn run_handle_with(sc: &Scenario, opts: RunOptions, planted: Planted) -> AlgoReport {
     let tracing = opts.trace.is_some();
-    let handle = handle::HandleFlight::new(sc.core.config(sc.seed), mutant, tracing);
+    let handle = handle::HandleFlight::new(sc.core.config(sc.seed), planted, tracing);
     world::run(sc, handle, opts)
 }
 

@@ -82,6 +82,11 @@ struct Cli {
     /// Drive a core with this planted bug (needs `--features mutants`).
     #[arg(long, value_name = "NAME")]
     mutant: Option<String>,
+    /// Plant this bug in the real handle's own driving code (needs
+    /// `--features mutants`; DropTimedOutCall, StartBesideOutstandingCall,
+    /// ForgetToWakeRound, ReportUnderLock).
+    #[arg(long, value_name = "NAME")]
+    handle_mutant: Option<String>,
     /// When tokenflight fails, shrink the failing run and save it as
     /// `sim/regressions/NAME.json`.
     #[arg(long, value_name = "NAME")]
@@ -195,7 +200,7 @@ fn run(cli: Cli) -> Res<ExitCode> {
         return fleet_report::swarm(a, b, cli.fleet_bug.as_deref());
     }
     let make = swarm::core_maker(cli.mutant.as_deref())?;
-    let planted = swarm::mutant_named(cli.mutant.as_deref())?;
+    let planted = swarm::planted(cli.mutant.as_deref(), cli.handle_mutant.as_deref())?;
     if let Some(range) = &cli.seeds {
         let (a, b) = parse_range(range)?;
         return swarm_run(&cli, a, b, &make, planted);
@@ -335,13 +340,16 @@ fn run(cli: Cli) -> Res<ExitCode> {
         && fleet_report::default_table(cli.seed);
     if failed {
         for r in &broken {
-            let replay = swarm::replay_command_for(
+            let mut replay = swarm::replay_command_for(
                 &sc,
                 shape,
                 cli.max_requests,
                 cli.mutant.as_deref(),
                 r.algorithm,
             );
+            if let (Some(m), "handle") = (&cli.handle_mutant, r.algorithm) {
+                replay = swarm::with_handle_mutant(&replay, m);
+            }
             eprintln!(
                 "{} broke the contract on seed {}; replay: {replay}",
                 r.algorithm, sc.seed
@@ -419,7 +427,7 @@ fn swarm_run(
     a: u64,
     b: u64,
     make: &swarm::Maker,
-    planted: Option<tokenflight::Mutant>,
+    planted: tokenflight_sim::Planted,
 ) -> Res<ExitCode> {
     let started = wall_clock();
     let mutant = cli.mutant.as_deref();
@@ -428,7 +436,7 @@ fn swarm_run(
         outcome.absorb(swarm::run(a..b, cli.max_requests, make, mutant, true));
     }
     if cli.algo.handle() {
-        let handle = swarm::run_handle(a..b, cli.max_requests, planted, mutant, true);
+        let handle = swarm::run_handle(a..b, cli.max_requests, planted, true);
         outcome.absorb(handle);
     }
     let wall = wall_clock().saturating_sub(started).as_secs_f64();

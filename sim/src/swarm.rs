@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 use tokenflight::Config;
 
 use crate::flight::SimCore;
+use crate::handle::Planted;
 use crate::scenario::{Scenario, ScenarioError};
 use crate::world::{AlgoReport, RunOptions};
 
@@ -45,21 +46,6 @@ pub fn core_maker(mutant: Option<&str>) -> Result<Box<Maker>, String> {
         None => Ok(Box::new(|c| SimCore::new(c).expect("valid config"))),
         Some(name) => mutant_maker(name),
     }
-}
-
-/// The planted bug named `name` (for the handle's core), if any.
-///
-/// # Errors
-///
-/// As [`core_maker`].
-pub fn mutant_named(name: Option<&str>) -> Result<Option<tokenflight::Mutant>, String> {
-    let Some(name) = name else {
-        return Ok(None);
-    };
-    drop(core_maker(Some(name))?);
-    Ok(tokenflight::Mutant::ALL
-        .into_iter()
-        .find(|m| format!("{m:?}") == name))
 }
 
 #[cfg(feature = "mutants")]
@@ -186,12 +172,85 @@ pub fn run(
 pub fn run_handle(
     seeds: Range<u64>,
     max_requests: u64,
-    planted: Option<tokenflight::Mutant>,
-    mutant: Option<&str>,
+    planted: Planted,
     progress: bool,
 ) -> SwarmOutcome {
     let run = |sc: &Scenario| crate::run_handle_with(sc, RunOptions::default(), planted);
-    swarm_of(seeds, max_requests, mutant, progress, &run)
+    #[cfg(feature = "mutants")]
+    let core = planted.core.map(|m| format!("{m:?}"));
+    #[cfg(not(feature = "mutants"))]
+    let core: Option<String> = None;
+    #[allow(unused_mut)]
+    let mut out = swarm_of(seeds, max_requests, core.as_deref(), progress, &run);
+    #[cfg(feature = "mutants")]
+    if let Some(m) = planted.handle {
+        for f in &mut out.failures {
+            f.replay = with_handle_mutant(&f.replay, &format!("{m:?}"));
+        }
+    }
+    out
+}
+
+/// A replay command with the handle's own planted bug `name` added.
+pub fn with_handle_mutant(replay: &str, name: &str) -> String {
+    let mut cmd = if replay.contains("--features mutants") {
+        replay.to_string()
+    } else {
+        replay.replacen(
+            "-p tokenflight-sim",
+            "-p tokenflight-sim --features mutants",
+            1,
+        )
+    };
+    cmd.push_str(" --handle-mutant ");
+    cmd.push_str(name);
+    cmd
+}
+
+/// What `--mutant CORE` and `--handle-mutant HANDLE` plant in the handle.
+///
+/// # Errors
+///
+/// An unknown name, or a planted bug asked for in a build without the
+/// `mutants` feature.
+#[cfg(feature = "mutants")]
+pub fn planted(core: Option<&str>, handle: Option<&str>) -> Result<Planted, String> {
+    fn named<M: std::fmt::Debug + Copy>(
+        kind: &str,
+        all: &[M],
+        name: Option<&str>,
+    ) -> Result<Option<M>, String> {
+        let Some(name) = name else {
+            return Ok(None);
+        };
+        let found = all.iter().copied().find(|m| format!("{m:?}") == name);
+        found.map(Some).ok_or_else(|| {
+            let names: Vec<String> = all.iter().map(|m| format!("{m:?}")).collect();
+            format!("unknown {kind} {name:?}; one of {}", names.join(", "))
+        })
+    }
+    Ok(Planted {
+        core: named("mutant", &tokenflight::core::Mutant::ALL, core)?,
+        handle: named(
+            "handle mutant",
+            &tokenflight::check::HandleMutant::ALL,
+            handle,
+        )?,
+    })
+}
+
+/// What `--mutant CORE` and `--handle-mutant HANDLE` plant in the handle:
+/// nothing, in a build without the `mutants` feature.
+///
+/// # Errors
+///
+/// A planted bug asked for.
+#[cfg(not(feature = "mutants"))]
+pub fn planted(core: Option<&str>, handle: Option<&str>) -> Result<Planted, String> {
+    match (core, handle) {
+        (None, None) => Ok(Planted::default()),
+        _ => Err("--mutant and --handle-mutant need a build with `--features mutants`".into()),
+    }
 }
 
 fn swarm_of(

@@ -42,7 +42,7 @@ pub struct Builder<T, E> {
     #[cfg(tokenflight_loom)]
     late_publish: bool,
     #[cfg(feature = "mutants")]
-    mutant: Option<crate::core::Mutant>,
+    core_mutant: Option<crate::core::Mutant>,
 }
 
 impl<T, E> std::fmt::Debug for Builder<T, E> {
@@ -75,7 +75,7 @@ where
             #[cfg(tokenflight_loom)]
             late_publish: false,
             #[cfg(feature = "mutants")]
-            mutant: None,
+            core_mutant: None,
         }
     }
 
@@ -193,8 +193,8 @@ where
     /// checkers of the handles catch it.
     #[cfg(feature = "mutants")]
     #[doc(hidden)]
-    pub fn mutant(mut self, mutant: crate::core::Mutant) -> Self {
-        self.mutant = Some(mutant);
+    pub fn core_mutant(mut self, mutant: crate::core::Mutant) -> Self {
+        self.core_mutant = Some(mutant);
         self
     }
 
@@ -227,7 +227,7 @@ where
             board.late_publish = Some(None);
         }
         #[cfg(feature = "mutants")]
-        if let Some(mutant) = self.mutant {
+        if let Some(mutant) = self.core_mutant {
             board.core.plant(mutant);
         }
         let refresher = self.refresher;

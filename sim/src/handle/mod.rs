@@ -34,6 +34,18 @@ use endpoint::{Endpoint, Note, Slot};
 /// The handle the simulator runs.
 pub type SimHandle = Handle<Tok, SimError>;
 
+/// Bugs planted in the handle a run drives (with the `mutants` feature):
+/// one of its core's, one of its own, or both.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Planted {
+    /// A core mutant, planted in the handle's core.
+    #[cfg(feature = "mutants")]
+    pub core: Option<tokenflight::core::Mutant>,
+    /// A mutant of the handle's own driving code.
+    #[cfg(feature = "mutants")]
+    pub handle: Option<tokenflight::check::HandleMutant>,
+}
+
 /// A seed for the handle's jitter when the scenario's is zero: the handle
 /// would draw a zero seed from the OS, and a run would not replay.
 const SEED_FOR_ZERO: u64 = 0x5EED;
@@ -95,11 +107,7 @@ pub(crate) struct HandleFlight {
 impl HandleFlight {
     /// A handle with `config` (and core bug `mutant`, if any) on a fresh
     /// lab; `trace` keeps its events for the run's trace.
-    pub(crate) fn new(
-        mut config: Config,
-        mutant: Option<tokenflight::Mutant>,
-        trace: bool,
-    ) -> Self {
+    pub(crate) fn new(mut config: Config, planted: Planted, trace: bool) -> Self {
         if config.seed == 0 {
             config.seed = SEED_FOR_ZERO;
         }
@@ -122,7 +130,7 @@ impl HandleFlight {
                     log.push(event);
                 }
             });
-        let handle = plant(builder, mutant)
+        let handle = plant(builder, planted)
             .build()
             .expect("scenario knobs make a valid config");
         HandleFlight {
@@ -266,24 +274,26 @@ impl HandleFlight {
     }
 }
 
-/// Plants core bug `mutant` in the handle, where the build has them.
+/// Plants the bugs in the handle, where the build has them.
 #[cfg(feature = "mutants")]
 fn plant(
-    builder: tokenflight::Builder<Tok, SimError>,
-    mutant: Option<tokenflight::Mutant>,
+    mut builder: tokenflight::Builder<Tok, SimError>,
+    planted: Planted,
 ) -> tokenflight::Builder<Tok, SimError> {
-    match mutant {
-        Some(m) => builder.mutant(m),
-        None => builder,
+    if let Some(m) = planted.core {
+        builder = builder.core_mutant(m);
     }
+    if let Some(m) = planted.handle {
+        builder = builder.mutant(m);
+    }
+    builder
 }
 
 #[cfg(not(feature = "mutants"))]
 fn plant(
     builder: tokenflight::Builder<Tok, SimError>,
-    mutant: Option<tokenflight::Mutant>,
+    _: Planted,
 ) -> tokenflight::Builder<Tok, SimError> {
-    assert!(mutant.is_none(), "planted bugs need `--features mutants`");
     builder
 }
 
