@@ -42,7 +42,7 @@ impl Setup {
     ///
     /// let setup = Setup::small(true);
     /// assert!(setup.spawner);
-    /// assert!(tokenflight::Core::<u64, ()>::new(setup.config).is_ok());
+    /// assert!(tokenflight::core::Core::<u64, ()>::new(setup.config).is_ok());
     /// ```
     pub fn small(spawner: bool) -> Self {
         let ms = Duration::from_millis;
