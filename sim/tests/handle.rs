@@ -192,3 +192,14 @@ fn the_handle_keeps_the_rotation_of_a_token_it_could_not_use() {
         assert_eq!(first_failure(&r), None, "seed {seed}");
     }
 }
+
+/// A caller that gives up at the very instant a timer of the handle ends
+/// its wait (seed 677 of the swarm): the request ends once, with whichever
+/// the handle delivered first.
+#[test]
+fn a_request_ends_once_when_its_caller_gives_up_as_a_timer_ends_its_wait() {
+    let sc = Scenario::draw(677, swarm::DEFAULT_MAX_REQUESTS);
+    let r = run_handle(&sc, RunOptions::default());
+    assert_eq!(r.stats.duplicated, 0);
+    assert_eq!(first_failure(&r), None, "{:?}", r.violations);
+}

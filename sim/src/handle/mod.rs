@@ -158,17 +158,20 @@ impl HandleFlight {
         }
     }
 
-    /// Brings the lab to the world's time: timers due by now fire first.
+    /// Brings the lab to the world's time: timers due by now fire first,
+    /// and what they did reaches the world before the input does (a request
+    /// whose wait they ended has its answer before its caller gives up).
     /// Every lab deadline is armed in the world's queue (see `settle`), so
     /// the earliest armed one says whether any is due, without asking the
     /// lab's timer table on every request.
-    fn sync(&mut self, w: &World) {
+    fn sync(&mut self, w: &mut World) {
         let now = ts(w.now);
         if self.lab.now() >= now {
             return;
         }
         if self.armed.first().is_some_and(|&due| due <= w.now) {
             self.lab.advance_to(now);
+            self.settle(w);
         } else {
             self.lab.time().set(now);
         }
@@ -372,6 +375,10 @@ impl Algorithm for HandleFlight {
 
     fn client_timeout(&mut self, w: &mut World, id: u32) {
         self.sync(w);
+        // A timer due at this very instant may have ended the request first.
+        if !w.live(id) {
+            return;
+        }
         match self.reqs[id as usize].take() {
             // The caller's future goes: the handle counts it cancelled.
             Some(Req::Waiting(task)) => {
