@@ -94,6 +94,14 @@ impl Beacon {
         std::mem::take(&mut self.signal.lock().raised)
     }
 
+    /// Lowers the flag of a wake that no work is left to answer (called
+    /// under the state lock, which every new piece of work is made under,
+    /// so no wake that matters is lost); the next snapshot published is
+    /// then stored again.
+    pub(super) fn lower_stale(&self) {
+        self.signal.lock().raised = false;
+    }
+
     /// If the flag is up, the appointed waiter's and the driver's wakers, to
     /// make sure someone comes for the work.
     pub(super) fn pending(&self) -> [Option<Waker>; 2] {
