@@ -74,3 +74,15 @@ fn a_dropped_timer_that_fires_late_does_not_close_the_fast_path() {
     }
     assert_eq!(handle.stats().refreshes_started, 1);
 }
+
+#[test]
+fn the_future_a_request_awaits_is_small() {
+    // What every `ticket().await` moves and matches on, fast path or not,
+    // and what a parked waiter keeps in its task.
+    let handle = Handle::new(Config::default(), |_| async {
+        Ok::<_, RefreshError<()>>(Fresh::new(String::from("tok")))
+    })
+    .unwrap();
+    let size = std::mem::size_of_val(&handle.ticket());
+    assert!(size <= 48, "ticket() is {size} bytes");
+}

@@ -48,7 +48,7 @@ pub use spawn::{Spawn, Task};
 use crate::front::{self, HandleError, Refresh, Reply, Status, Ticket};
 use crate::{BuildError, Config, Fresh, Generation, Stats};
 use shared::{RefreshResult, Shared};
-use waiter::Waiting;
+use waiter::{Asking, Waiting};
 
 /// Shares one access token among many async requests and refreshes it once
 /// per expiry.
@@ -243,14 +243,8 @@ where
     /// let ticket = futures::executor::block_on(handle.ticket()).unwrap();
     /// assert_eq!(*ticket.token(), "tok");
     /// ```
-    pub async fn ticket(&self) -> Result<Ticket<T>, HandleError<E>> {
-        if let Some(ticket) = self.try_ticket() {
-            return Ok(ticket);
-        }
-        match self.shared.acquire()? {
-            Ok(ticket) => Ok(ticket),
-            Err(place) => Waiting::new(&self.shared, place).await,
-        }
+    pub fn ticket(&self) -> impl Future<Output = Result<Ticket<T>, HandleError<E>>> + '_ {
+        Asking::new(&self.shared)
     }
 
     /// The fast path alone: the published token if it is valid now, without

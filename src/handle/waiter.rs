@@ -7,7 +7,7 @@ use std::sync::{Arc, Weak};
 use std::task::{Context, Poll, Wake, Waker};
 
 use super::shared::{Aftermath, Shared};
-use crate::front::{Board, HandleError, Place, Seat, Ticket};
+use crate::front::{fast_ticket, Board, HandleError, Place, Seat, Ticket};
 use crate::sync::{Mutex, SnapshotCell};
 
 /// The waker of the refresh and timer futures.
@@ -190,6 +190,69 @@ impl Wake for Beacon {
 
     fn wake_by_ref(self: &Arc<Self>) {
         self.raise(true).into_iter().flatten().for_each(Waker::wake);
+    }
+}
+
+/// The future of [`Handle::ticket`](super::Handle::ticket): the fast path
+/// when first polled; otherwise it asks the core, and waits if told to.
+///
+/// Written out rather than left to an `async fn`: its state is one optional
+/// [`Waiting`] (40 bytes, where the `async fn`'s was 112), so a request
+/// that takes the fast path moves and matches on little more than a
+/// pointer. Everything but the fast path is out of line.
+pub(super) struct Asking<'a, T, E>
+where
+    T: Send + Sync + 'static,
+    E: Send + Sync + 'static,
+{
+    shared: &'a Shared<T, E>,
+    waiting: Option<Waiting<'a, T, E>>,
+}
+
+impl<'a, T, E> Asking<'a, T, E>
+where
+    T: Send + Sync + 'static,
+    E: Send + Sync + 'static,
+{
+    pub(super) fn new(shared: &'a Shared<T, E>) -> Self {
+        Asking {
+            shared,
+            waiting: None,
+        }
+    }
+
+    /// Asks the core, and on `Wait` starts waiting at once.
+    #[cold]
+    #[inline(never)]
+    fn ask(&mut self, cx: &mut Context<'_>) -> Poll<Result<Ticket<T>, HandleError<E>>> {
+        match self.shared.acquire() {
+            Ok(Ok(ticket)) => Poll::Ready(Ok(ticket)),
+            Ok(Err(place)) => {
+                let waiting = self.waiting.insert(Waiting::new(self.shared, place));
+                Pin::new(waiting).poll(cx)
+            }
+            Err(error) => Poll::Ready(Err(error)),
+        }
+    }
+}
+
+impl<T, E> Future for Asking<'_, T, E>
+where
+    T: Send + Sync + 'static,
+    E: Send + Sync + 'static,
+{
+    type Output = Result<Ticket<T>, HandleError<E>>;
+
+    #[inline]
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.get_mut();
+        if let Some(waiting) = &mut this.waiting {
+            return Pin::new(waiting).poll(cx);
+        }
+        match fast_ticket(&this.shared.snapshot, &this.shared.clock) {
+            Some(ticket) => Poll::Ready(Ok(ticket)),
+            None => this.ask(cx),
+        }
     }
 }
 
