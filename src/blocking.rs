@@ -74,6 +74,9 @@ struct Shared<T, E> {
     state: Mutex<State<T, E>>,
     /// Signalled after every step that may concern a waiter.
     changed: Condvar,
+    /// Where the handle's history goes, if it is observed.
+    #[cfg(feature = "observe")]
+    observer: Option<Arc<front::observe::Observer>>,
 }
 
 struct State<T, E> {
@@ -102,6 +105,8 @@ pub struct Builder<T, E> {
     refresher: Refresher<T, E>,
     config: Config,
     clock: Option<Clock>,
+    #[cfg(feature = "observe")]
+    observer: Option<front::observe::Report>,
 }
 
 impl<T, E> std::fmt::Debug for Builder<T, E> {
@@ -130,6 +135,43 @@ where
         self
     }
 
+    /// Reports every step of the handle's own run to `observer`, as the
+    /// [`check::Event`](crate::check::Event)s that
+    /// [`check::Monitor`](crate::check::Monitor) judges, stamped with the
+    /// handle's [`Clock`]; see [`Builder::observe`](crate::Builder::observe)
+    /// of the async handle. A refresher call is outstanding from the moment
+    /// the refresher is called until it returns. Never called with the
+    /// handle's lock held. Only with the `observe` feature.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::sync::{Arc, Mutex};
+    /// use tokenflight::check::{Event, Monitor};
+    /// use tokenflight::{blocking, Config, Fresh, RefreshError, Reply};
+    ///
+    /// let config = Config::default();
+    /// let monitor = Arc::new(Mutex::new(Monitor::of(&config)));
+    /// let judge = Arc::clone(&monitor);
+    /// let handle = blocking::Handle::builder(|_| Ok::<_, RefreshError<()>>(Fresh::new("tok")))
+    ///     .config(config)
+    ///     .observe(move |at, event: Event| judge.lock().unwrap().observe(at, event))
+    ///     .build()
+    ///     .unwrap();
+    /// assert!(handle.call(|_| Reply::Done(())).is_ok());
+    /// let mut monitor = monitor.lock().unwrap();
+    /// monitor.finish();
+    /// assert_eq!(monitor.violations(), &[]);
+    /// ```
+    #[cfg(feature = "observe")]
+    pub fn observe(
+        mut self,
+        observer: impl Fn(Timestamp, crate::check::Event) + Send + Sync + 'static,
+    ) -> Self {
+        self.observer = Some(Arc::new(observer));
+        self
+    }
+
     /// The handle.
     ///
     /// # Errors
@@ -137,17 +179,27 @@ where
     /// [`BuildError::Config`] for a configuration that cannot work.
     pub fn build(self) -> Result<Handle<T, E>, BuildError> {
         let clock = self.clock.unwrap_or_else(Clock::system);
+        #[allow(unused_mut)]
+        let mut board = Board::new(self.config, clock.clone())?;
+        #[cfg(feature = "observe")]
+        let observer = self.observer.map(|report| {
+            let observer = Arc::new(front::observe::Observer::new(report, clock.clone()));
+            board.observe(Arc::clone(&observer));
+            observer
+        });
         Ok(Handle {
             shared: Arc::new(Shared {
                 snapshot: SnapshotCell::empty(),
-                clock: clock.clone(),
+                clock,
                 refresher: self.refresher,
                 state: Mutex::new(State {
-                    board: Board::new(self.config, clock)?,
+                    board,
                     sent: None,
                     worker: None,
                 }),
                 changed: Condvar::new(),
+                #[cfg(feature = "observe")]
+                observer,
             }),
         })
     }
@@ -186,6 +238,8 @@ where
             refresher: Box::new(refresher),
             config: Config::default(),
             clock: None,
+            #[cfg(feature = "observe")]
+            observer: None,
         }
     }
 
@@ -322,6 +376,10 @@ where
     /// ```
     #[inline]
     pub fn try_ticket(&self) -> Option<Ticket<T>> {
+        #[cfg(feature = "observe")]
+        if let Some(observer) = &self.shared.observer {
+            return front::observe::fast_ticket(&self.shared.snapshot, observer);
+        }
         front::fast_ticket(&self.shared.snapshot, &self.shared.clock)
     }
 
@@ -348,7 +406,8 @@ where
     /// assert_eq!((retry.generation(), retry.send()), (Generation(2), 2));
     /// ```
     pub fn reject(&self, ticket: Ticket<T>) -> Result<Ticket<T>, HandleError<E>> {
-        self.ask(|board, now| board.reject(now, ticket.lease()))
+        let mut ticket = ticket;
+        self.ask(|board, now| board.reject(now, &mut ticket))
     }
 
     /// How many requests wait for a refresh now (for metrics and tests).
@@ -431,7 +490,7 @@ where
     /// assert_eq!(handle.ticket().unwrap().generation(), Generation(2));
     /// ```
     pub fn invalidate(&self, generation: Generation) {
-        self.input(|board, now| board.core.handle_invalidate(now, generation));
+        self.input(|board, now| board.invalidate(now, generation));
     }
 
     fn input(&self, f: impl FnOnce(&mut Board<T, E, ()>, Timestamp)) {
@@ -525,6 +584,10 @@ impl After {
     fn run<T, E>(self, shared: &Shared<T, E>) {
         // Reported before the waiters are told, so that a request's events
         // are out when it returns.
+        #[cfg(feature = "observe")]
+        if let Some(observer) = &shared.observer {
+            observer.emit();
+        }
         front::log::emit(self.notes);
         // Every step may concern a waiter.
         shared.changed.notify_all();
@@ -616,7 +679,7 @@ where
             }
             state.board.refresh_context()
         };
-        let result = self.run_refresher(context);
+        let result = self.run_refresher(attempt, context);
         let now = self.clock.now();
         let mut state = self.state.lock();
         state.board.refreshed(now, attempt, result);
@@ -628,9 +691,24 @@ where
     /// Runs the refresher outside the lock. A panic is caught and becomes a
     /// transient [`Fault::Panicked`]: it is retried like any transient
     /// failure, and when the retries run out every waiter gets the error.
-    fn run_refresher(&self, context: Refresh<T>) -> Result<Fresh<T>, RefreshError<Fault<E>>> {
+    fn run_refresher(
+        &self,
+        attempt: RefreshId,
+        context: Refresh<T>,
+    ) -> Result<Fresh<T>, RefreshError<Fault<E>>> {
         let _driving = Driving::enter(std::ptr::from_ref(self) as usize);
-        match panic::catch_unwind(AssertUnwindSafe(|| (self.refresher)(context))) {
+        #[cfg(feature = "observe")]
+        let call = self.observer.as_ref().map(|o| o.call(attempt));
+        #[cfg(not(feature = "observe"))]
+        let _ = attempt;
+        let result = panic::catch_unwind(AssertUnwindSafe(|| (self.refresher)(context)));
+        // A call that panicked ended without an answer: its guard reports
+        // it dropped.
+        #[cfg(feature = "observe")]
+        if let (Some(call), Ok(answer)) = (call, &result) {
+            call.end(answer.is_ok());
+        }
+        match result {
             Ok(result) => result.map_err(front::lift),
             Err(payload) => Err(RefreshError::Transient(Fault::Panicked(
                 front::panic_message(&*payload),

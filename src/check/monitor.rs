@@ -185,6 +185,22 @@ pub struct Monitor {
 const KEEP: usize = 16;
 
 impl Monitor {
+    /// A checker with the limits a handle or core with `config` promises
+    /// ([`Limits::of`]).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tokenflight::check::Monitor;
+    /// use tokenflight::Config;
+    ///
+    /// let monitor = Monitor::of(&Config::default());
+    /// assert!(monitor.first_violation().is_none());
+    /// ```
+    pub fn of(config: &Config) -> Self {
+        Monitor::new(Limits::of(config))
+    }
+
     /// A checker for a history that starts with no token and no request.
     pub fn new(limits: Limits) -> Self {
         Monitor {

@@ -11,6 +11,8 @@ use super::log::{Described, Note};
 use super::refresh::Refresh;
 use super::status::Status;
 use super::ticket::Ticket;
+#[cfg(feature = "observe")]
+use super::watch::{Asking, Before};
 use crate::sync::{guarded, SnapshotCell};
 use crate::{
     Action, Config, ConfigError, Core, Credential, Fresh, Generation, Lease, Next, Phase,
@@ -73,6 +75,29 @@ struct Round<T, E, W> {
 /// The core's answer to one waiter, as one step's answers are gathered.
 type Answer<T, E> = (RequestId, Result<Lease<T>, HandleError<E>>);
 
+/// One settling's answers so far, and how many of them are failures (the
+/// first one's error, for the warning when refreshing gives up).
+struct Drained<T, E> {
+    answers: Vec<Answer<T, E>>,
+    failed: usize,
+    first_error: Option<HandleError<E>>,
+}
+
+/// Runs `$body` with the board's observer-side watch, if the handle is
+/// observed (feature `observe`); nothing at all without the feature.
+#[cfg(feature = "observe")]
+macro_rules! watch {
+    ($board:ident, $w:ident => $body:expr) => {
+        $board.watch.as_mut().map(|$w| $body)
+    };
+}
+#[cfg(not(feature = "observe"))]
+macro_rules! watch {
+    ($board:ident, $w:ident => $body:expr) => {
+        ()
+    };
+}
+
 /// What changed in one step, to act on after unlocking.
 pub(crate) struct Settled<W> {
     /// Waiters whose outcome arrived, one list per round answered.
@@ -108,6 +133,9 @@ pub(crate) struct Board<T, E, W> {
     current: Option<(Arc<T>, Generation)>,
     /// The refresh credential that came with the latest token that had one.
     credential: Option<Credential>,
+    /// An observed handle's history of this board's steps.
+    #[cfg(feature = "observe")]
+    watch: Option<super::watch::Watch>,
     /// A deliberately broken variant for the loom suite to catch: the
     /// snapshot is computed under the lock but stored after it is released
     /// (a check-then-act split across two critical sections), so a stale
@@ -160,9 +188,17 @@ impl<T, E, W> Board<T, E, W> {
             notes: Vec::new(),
             current: None,
             credential: None,
+            #[cfg(feature = "observe")]
+            watch: None,
             #[cfg(tokenflight_loom)]
             late_publish: None,
         })
+    }
+
+    /// Writes this board's steps down for `observer`.
+    #[cfg(feature = "observe")]
+    pub(crate) fn observe(&mut self, observer: Arc<super::observe::Observer>) {
+        self.watch = Some(super::watch::Watch::new(observer));
     }
 
     /// A new request asks the core for a token. On `Wait` its mailbox
@@ -170,15 +206,37 @@ impl<T, E, W> Board<T, E, W> {
     pub(crate) fn acquire(&mut self, now: Timestamp) -> Asked<T, E> {
         let id = self.next_id();
         let refreshing = self.core.phase() == Phase::Refreshing;
+        #[cfg(feature = "observe")]
+        let before = Before::of(&self.core);
         let next = self.core.handle_acquire(now, id);
-        self.asked(id, 1, next, refreshing)
+        #[cfg(feature = "observe")]
+        let seen = watch!(self, w => w.asked(&self.core, before, id, Asking::New, &next));
+        self.asked(
+            id,
+            1,
+            next,
+            refreshing,
+            #[cfg(feature = "observe")]
+            seen,
+        )
     }
 
-    /// The server rejected `lease`.
-    pub(crate) fn reject(&mut self, now: Timestamp, lease: &Lease<T>) -> Asked<T, E> {
+    /// The server rejected `ticket`'s token.
+    pub(crate) fn reject(&mut self, now: Timestamp, ticket: &mut Ticket<T>) -> Asked<T, E> {
+        #[cfg(feature = "observe")]
+        let seen = ticket.take_seen();
+        let lease = ticket.lease();
         let id = self.next_id();
         let refreshing = self.core.phase() == Phase::Refreshing;
+        #[cfg(feature = "observe")]
+        let before = Before::of(&self.core);
         let next = self.core.handle_rejection(now, id, lease);
+        #[cfg(feature = "observe")]
+        let seen = watch!(self, w => {
+            let generation = lease.generation();
+            let asking = Asking::Rejected { seen, generation };
+            w.asked(&self.core, before, id, asking, &next)
+        });
         let current = self.core.generation();
         if lease.generation() < current && matches!(next, Next::Send(_)) {
             self.notes.push(Note::StaleRejection {
@@ -187,7 +245,14 @@ impl<T, E, W> Board<T, E, W> {
                 generation: current.0,
             });
         }
-        self.asked(id, lease.send().saturating_add(1), next, refreshing)
+        self.asked(
+            id,
+            lease.send().saturating_add(1),
+            next,
+            refreshing,
+            #[cfg(feature = "observe")]
+            seen,
+        )
     }
 
     /// The refresher answered `attempt`: reports it to the core.
@@ -208,7 +273,13 @@ impl<T, E, W> Board<T, E, W> {
         let permanent = matches!(result, Err(RefreshError::Permanent(_)));
         let result = result.map(|fresh| fresh.stamped(now));
         let credential = result.as_ref().ok().and_then(|f| f.credential().cloned());
+        #[cfg(feature = "observe")]
+        let (observed, expires_at) = (
+            Before::of(&self.core),
+            result.as_ref().ok().and_then(Fresh::expires_at),
+        );
         self.core.handle_refreshed(now, attempt, result);
+        watch!(self, w => w.refreshed(&self.core, observed, attempt, expires_at));
         let generation = self.core.generation();
         let adopted = generation != before;
         if adopted {
@@ -237,8 +308,19 @@ impl<T, E, W> Board<T, E, W> {
     pub(crate) fn set_token(&mut self, now: Timestamp, fresh: Fresh<T>) {
         let fresh = fresh.stamped(now);
         let credential = fresh.credential().cloned();
+        #[cfg(feature = "observe")]
+        let (before, expires_at) = (Before::of(&self.core), fresh.expires_at());
         self.core.handle_set_token(now, fresh);
+        watch!(self, w => w.set_token(&self.core, before, expires_at));
         self.adopted(credential);
+    }
+
+    /// The user declared `generation` bad.
+    pub(crate) fn invalidate(&mut self, now: Timestamp, generation: Generation) {
+        #[cfg(feature = "observe")]
+        let before = Before::of(&self.core);
+        self.core.handle_invalidate(now, generation);
+        watch!(self, w => w.invalidated(&self.core, before, generation));
     }
 
     /// A new generation was adopted, with `credential` if it came with one
@@ -299,6 +381,7 @@ impl<T, E, W> Board<T, E, W> {
         send: u32,
         next: Next<T, Fault<E>>,
         refreshing: bool,
+        #[cfg(feature = "observe")] seen: Option<Option<super::observe::Seen>>,
     ) -> Asked<T, E> {
         if refreshing && matches!(next, Next::Wait) {
             self.notes.push(Note::Joins {
@@ -307,7 +390,15 @@ impl<T, E, W> Board<T, E, W> {
             });
         }
         match next {
-            Next::Send(lease) => Asked::Send(Ticket::core(lease)),
+            Next::Send(lease) => {
+                let ticket = Ticket::core(lease);
+                #[cfg(feature = "observe")]
+                let ticket = match seen.flatten() {
+                    Some(seen) => ticket.seen(seen),
+                    None => ticket,
+                };
+                Asked::Send(ticket)
+            }
             Next::Fail(error) => Asked::Fail(error),
             Next::Wait => Asked::Wait(self.park(id, send)),
         }
@@ -395,6 +486,12 @@ impl<T, E, W> Board<T, E, W> {
             Delivered::Error(error) => Err(error.clone()),
         };
         self.leave(index);
+        #[cfg(feature = "observe")]
+        let sent = outcome.is_ok();
+        let outcome = match watch!(self, w => w.left(place.id, sent)).flatten() {
+            Some(seen) => outcome.map(|ticket| ticket.seen(seen)),
+            None => outcome,
+        };
         Some(outcome)
     }
 
@@ -430,12 +527,19 @@ impl<T, E, W> Board<T, E, W> {
         let index = self.round_index(place);
         let round = &mut self.rounds[index];
         let waiting = round.outcome.is_none();
+        #[cfg(feature = "observe")]
+        let answered = round
+            .outcome
+            .as_ref()
+            .map(|o| matches!(o, Delivered::Token(..)));
         if waiting {
             round.wakers[place.pos as usize] = None;
             round.free.push(place.pos);
         }
         self.leave(index);
-        waiting && self.core.handle_cancel(now, place.id)
+        let waited = waiting && self.core.handle_cancel(now, place.id);
+        watch!(self, w => w.cancelled(&self.core, place.id, answered));
+        waited
     }
 
     /// Delivers one step's answers: the core answers every waiter of the
@@ -479,46 +583,39 @@ impl<T, E, W> Board<T, E, W> {
     /// the caller's critical section, so that no reader can see a snapshot
     /// older than what the core knows once the lock is released.
     pub(crate) fn settle(&mut self, now: Timestamp, store: Store<'_, T>) -> Settled<W> {
+        let mut settled = Settled {
+            woken: Vec::new(),
+            notes: Vec::new(),
+        };
+        let mut drained = Drained {
+            answers: Vec::new(),
+            failed: 0,
+            first_error: None,
+        };
+        // The input's actions, then each deadline's: drained step by step,
+        // so that an observed history has each step's outcomes before the
+        // phase it left the core in.
+        self.drain(&mut drained);
         // Each call moves the core on (a deadline passed counts the attempt
         // as failed; a back-off that ended starts the next attempt, whose
         // deadline is later than `now`), so this ends.
         while self.core.poll_timeout().is_some_and(|t| t <= now) {
             let in_flight = self.core.in_flight();
+            #[cfg(feature = "observe")]
+            let before = Before::of(&self.core);
             self.core.handle_timeout(now);
+            watch!(self, w => w.timed_out(&self.core, before));
             if let Some(attempt) = in_flight.filter(|a| self.core.in_flight() != Some(*a)) {
                 self.notes.push(Note::TimedOut { attempt: attempt.0 });
                 self.last_failure = "timed out";
             }
+            self.drain(&mut drained);
         }
-        let mut settled = Settled {
-            woken: Vec::new(),
-            notes: Vec::new(),
-        };
-        let (mut failed, mut first_error) = (0_usize, None);
-        let mut answers = Vec::new();
-        while let Some(action) = self.core.poll_action() {
-            match action {
-                // The handles run the call that the core names outstanding,
-                // which is this one until it ends.
-                Action::StartRefresh { attempt } => {
-                    self.notes.push(Note::AttemptStarts {
-                        attempt: attempt.0,
-                        replacing: self.core.generation().0,
-                    });
-                }
-                // The handles drop the abandoned call's future: it is no
-                // longer `Core::outstanding_call`.
-                Action::AbandonRefresh { attempt } => {
-                    self.notes.push(Note::Abandoned { attempt: attempt.0 });
-                }
-                Action::Resume { id, lease } => answers.push((id, Ok(lease))),
-                Action::Fail { id, error } => {
-                    failed += 1;
-                    first_error.get_or_insert_with(|| error.clone());
-                    answers.push((id, Err(error)));
-                }
-            }
-        }
+        let Drained {
+            answers,
+            failed,
+            first_error,
+        } = drained;
         self.deliver(answers, &mut settled);
         debug_assert_eq!(
             self.core.waiters(),
@@ -539,9 +636,46 @@ impl<T, E, W> Board<T, E, W> {
             });
         }
         self.phase = phase;
+        #[cfg(feature = "observe")]
+        let observer = self.watch.as_ref().map(|w| Arc::clone(w.observer()));
+        #[cfg(feature = "observe")]
+        let mut outbox = observer.as_ref().map(|o| o.outbox());
         self.publish(store);
+        #[cfg(feature = "observe")]
+        if let (Some(watch), Some(outbox)) = (&mut self.watch, &mut outbox) {
+            watch.flush(outbox);
+        }
         settled.notes = std::mem::take(&mut self.notes);
         settled
+    }
+
+    /// Takes the core's pending actions: notes, and the answers to deliver.
+    fn drain(&mut self, drained: &mut Drained<T, E>) {
+        while let Some(action) = self.core.poll_action() {
+            watch!(self, w => w.action(&self.core, &action));
+            match action {
+                // The handles run the call that the core names outstanding,
+                // which is this one until it ends.
+                Action::StartRefresh { attempt } => {
+                    self.notes.push(Note::AttemptStarts {
+                        attempt: attempt.0,
+                        replacing: self.core.generation().0,
+                    });
+                }
+                // The handles drop the abandoned call's future: it is no
+                // longer `Core::outstanding_call`.
+                Action::AbandonRefresh { attempt } => {
+                    self.notes.push(Note::Abandoned { attempt: attempt.0 });
+                }
+                Action::Resume { id, lease } => drained.answers.push((id, Ok(lease))),
+                Action::Fail { id, error } => {
+                    drained.failed += 1;
+                    drained.first_error.get_or_insert_with(|| error.clone());
+                    drained.answers.push((id, Err(error)));
+                }
+            }
+        }
+        watch!(self, w => w.phase(&self.core));
     }
 
     /// Publishes the core's snapshot for the fast path. It stays valid

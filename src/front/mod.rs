@@ -7,9 +7,13 @@ pub(crate) mod board;
 mod clock;
 mod error;
 pub(crate) mod log;
+#[cfg(feature = "observe")]
+pub(crate) mod observe;
 mod refresh;
 mod status;
 mod ticket;
+#[cfg(feature = "observe")]
+mod watch;
 
 pub use clock::Clock;
 pub use error::{BuildError, Fault, HandleError};

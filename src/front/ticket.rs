@@ -50,7 +50,13 @@ pub enum Reply<R> {
 /// assert_eq!(ticket.generation(), Generation(1));
 /// assert_eq!(ticket.send(), 1);
 /// ```
-pub struct Ticket<T>(TicketKind<T>);
+pub struct Ticket<T> {
+    kind: TicketKind<T>,
+    /// The request, for an observed handle's history: reported completed
+    /// when the ticket goes, unless it goes back as a rejection.
+    #[cfg(feature = "observe")]
+    seen: Option<super::observe::Seen>,
+}
 
 enum TicketKind<T> {
     /// From the fast path: always holds a snapshot.
@@ -63,16 +69,39 @@ impl<T> Ticket<T> {
     #[inline]
     pub(crate) fn fast(guard: SnapshotGuard<Published<T>>) -> Self {
         debug_assert!(guarded(&guard).is_some());
-        Ticket(TicketKind::Fast(guard))
+        Ticket::of(TicketKind::Fast(guard))
     }
 
     pub(crate) fn core(lease: Lease<T>) -> Self {
-        Ticket(TicketKind::Core(lease))
+        Ticket::of(TicketKind::Core(lease))
+    }
+
+    #[inline]
+    fn of(kind: TicketKind<T>) -> Self {
+        Ticket {
+            kind,
+            #[cfg(feature = "observe")]
+            seen: None,
+        }
+    }
+
+    /// The same ticket, reporting its request's end to an observer.
+    #[cfg(feature = "observe")]
+    pub(crate) fn seen(mut self, seen: super::observe::Seen) -> Self {
+        self.seen = Some(seen);
+        self
+    }
+
+    /// The ticket's request, taken back for a rejection: the ticket no
+    /// longer reports it completed.
+    #[cfg(feature = "observe")]
+    pub(crate) fn take_seen(&mut self) -> Option<crate::RequestId> {
+        self.seen.take().map(super::observe::Seen::into_id)
     }
 
     /// The lease as the core issued it.
     pub fn lease(&self) -> &Lease<T> {
-        match &self.0 {
+        match &self.kind {
             TicketKind::Fast(guard) => match guarded(guard) {
                 Some(published) => &published.snapshot.lease,
                 None => unreachable!("a fast ticket is only made from a present snapshot"),

@@ -35,6 +35,8 @@ pub struct Builder<T, E> {
     clock: Option<Clock>,
     sleep: Option<Option<Arc<dyn Sleep>>>,
     spawner: Option<Option<Arc<dyn Spawn>>>,
+    #[cfg(feature = "observe")]
+    observer: Option<front::observe::Report>,
     #[cfg(tokenflight_loom)]
     late_publish: bool,
 }
@@ -62,6 +64,8 @@ where
             clock: None,
             sleep: None,
             spawner: None,
+            #[cfg(feature = "observe")]
+            observer: None,
             #[cfg(tokenflight_loom)]
             late_publish: false,
         }
@@ -114,6 +118,51 @@ where
         self
     }
 
+    /// Reports every step of the handle's own run to `observer`, as the
+    /// [`check::Event`](crate::check::Event)s that
+    /// [`check::Monitor`](crate::check::Monitor) judges: requests arriving,
+    /// sent, waiting, rejected and ending (a ticket that goes without being
+    /// rejected counts as completed), each refresher call from the moment
+    /// the refresher is called until its future completes or is dropped,
+    /// new tokens, invalidations, phase changes. Each is stamped with the
+    /// handle's [`Clock`].
+    ///
+    /// The observer is never called with the handle's lock held: a step's
+    /// events are reported once the lock is released, in the order they
+    /// happened, one at a time, and the observer may call the handle.
+    /// Only with the `observe` feature; without it none of this is
+    /// compiled.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::sync::{Arc, Mutex};
+    /// use tokenflight::check::{Event, Monitor};
+    /// use tokenflight::{Config, Fresh, Handle, RefreshError, Reply};
+    ///
+    /// let config = Config::default();
+    /// let monitor = Arc::new(Mutex::new(Monitor::of(&config)));
+    /// let judge = Arc::clone(&monitor);
+    /// let handle = Handle::builder(|_| async { Ok::<_, RefreshError<()>>(Fresh::new("tok")) })
+    ///     .config(config)
+    ///     .observe(move |at, event: Event| judge.lock().unwrap().observe(at, event))
+    ///     .build()
+    ///     .unwrap();
+    /// let answer = futures::executor::block_on(handle.call(|_| async { Reply::Done(()) }));
+    /// assert!(answer.is_ok());
+    /// let mut monitor = monitor.lock().unwrap();
+    /// monitor.finish();
+    /// assert_eq!(monitor.violations(), &[]);
+    /// ```
+    #[cfg(feature = "observe")]
+    pub fn observe(
+        mut self,
+        observer: impl Fn(crate::Timestamp, crate::check::Event) + Send + Sync + 'static,
+    ) -> Self {
+        self.observer = Some(Arc::new(observer));
+        self
+    }
+
     /// The deliberately broken variant the loom suite must catch: the
     /// snapshot is stored after the lock is released.
     #[cfg(tokenflight_loom)]
@@ -141,6 +190,12 @@ where
         let clock = self.clock.unwrap_or_else(Clock::system);
         #[allow(unused_mut)]
         let mut board = Board::new(self.config, clock.clone())?;
+        #[cfg(feature = "observe")]
+        let observer = self.observer.map(|report| {
+            let observer = Arc::new(front::observe::Observer::new(report, clock.clone()));
+            board.observe(Arc::clone(&observer));
+            observer
+        });
         #[cfg(tokenflight_loom)]
         if self.late_publish {
             board.late_publish = Some(None);
@@ -155,6 +210,8 @@ where
             beacon: Arc::new(Beacon::new(this.clone() as Weak<dyn Withhold>)),
             state: Mutex::new(State::new(board)),
             this: this.clone(),
+            #[cfg(feature = "observe")]
+            observer,
         });
         Ok(Handle { shared })
     }

@@ -265,6 +265,10 @@ where
     /// ```
     #[inline]
     pub fn try_ticket(&self) -> Option<Ticket<T>> {
+        #[cfg(feature = "observe")]
+        if let Some(observer) = &self.shared.observer {
+            return front::observe::fast_ticket(&self.shared.snapshot, observer);
+        }
         front::fast_ticket(&self.shared.snapshot, &self.shared.clock)
     }
 
@@ -294,9 +298,8 @@ where
     /// });
     /// ```
     pub async fn reject(&self, ticket: Ticket<T>) -> Result<Ticket<T>, HandleError<E>> {
-        let asked = self
-            .shared
-            .ask(|board, now| board.reject(now, ticket.lease()));
+        let mut ticket = ticket;
+        let asked = self.shared.ask(|board, now| board.reject(now, &mut ticket));
         drop(ticket);
         match asked? {
             Ok(ticket) => Ok(ticket),
@@ -388,7 +391,7 @@ where
     /// ```
     pub fn invalidate(&self, generation: Generation) {
         self.shared
-            .input(|board, now| board.core.handle_invalidate(now, generation));
+            .input(|board, now| board.invalidate(now, generation));
     }
 }
 

@@ -41,6 +41,9 @@ pub(super) struct Shared<T, E> {
     pub(super) state: Mutex<State<T, E>>,
     /// This, for the driver tasks it spawns.
     pub(super) this: Weak<Shared<T, E>>,
+    /// Where the handle's history goes, if it is observed.
+    #[cfg(feature = "observe")]
+    pub(super) observer: Option<Arc<front::observe::Observer>>,
 }
 
 pub(super) struct State<T, E> {
@@ -142,6 +145,10 @@ impl<T, E> Aftermath<T, E> {
         #[cfg(tokenflight_loom)]
         if let Some(snapshot) = self.late_publish {
             shared.snapshot.store(snapshot);
+        }
+        #[cfg(feature = "observe")]
+        if let Some(observer) = &shared.observer {
+            observer.emit();
         }
         log::emit(self.notes);
         self.wake.into_iter().for_each(Waker::wake);
@@ -363,7 +370,7 @@ where
         let mut context = work.context;
         let refresh = work.refresh.map(|(attempt, fut)| {
             let fut = fut.ok_or_else(|| context.take());
-            (attempt, self.poll_refresh(fut, &mut cx))
+            (attempt, self.poll_refresh(attempt, fut, &mut cx))
         });
         let mut timer_panicked = false;
         let timer = work.timer.map(|(deadline, fut)| {
@@ -400,12 +407,23 @@ where
     /// is the context to make it with.
     fn poll_refresh(
         &self,
+        attempt: RefreshId,
         fut: Result<RefreshFuture<T, E>, Option<Refresh<T>>>,
         cx: &mut Context<'_>,
     ) -> Polled<T, E> {
         let polled = panic::catch_unwind(AssertUnwindSafe(|| {
             let mut fut = fut.unwrap_or_else(|context| {
                 let context = context.expect("a call to make comes with its context");
+                #[cfg(feature = "observe")]
+                if let Some(observer) = &self.observer {
+                    // Reported started before the refresher runs, and
+                    // dropped if it panics before it returns a future.
+                    let guard = observer.call(attempt);
+                    let future = (self.refresher)(context);
+                    return Box::pin(front::observe::Counted::new(future, guard));
+                }
+                #[cfg(not(feature = "observe"))]
+                let _ = attempt;
                 (self.refresher)(context)
             });
             match fut.as_mut().poll(cx) {
