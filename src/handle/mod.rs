@@ -265,11 +265,7 @@ where
     /// ```
     #[inline]
     pub fn try_ticket(&self) -> Option<Ticket<T>> {
-        #[cfg(feature = "observe")]
-        if let Some(observer) = &self.shared.observer {
-            return front::observe::fast_ticket(&self.shared.snapshot, observer);
-        }
-        front::fast_ticket(&self.shared.snapshot, &self.shared.clock)
+        self.shared.try_ticket()
     }
 
     /// Reports that the server rejected `ticket`'s token, and returns the

@@ -269,6 +269,17 @@ where
         self.this.upgrade()
     }
 
+    /// The fast path of `try_ticket` and `ticket`: the published token if
+    /// it is valid now (an observed handle reports the request).
+    #[inline]
+    pub(super) fn try_ticket(&self) -> Option<Ticket<T>> {
+        #[cfg(feature = "observe")]
+        if let Some(observer) = &self.observer {
+            return front::observe::fast_ticket(&self.snapshot, observer);
+        }
+        front::fast_ticket(&self.snapshot, &self.clock)
+    }
+
     /// The slow path of `ticket`: a new request asks the core. Kept out of
     /// line so that the fast path it follows stays as small as a bare
     /// snapshot read.

@@ -7,7 +7,7 @@ use std::sync::{Arc, Weak};
 use std::task::{Context, Poll, Wake, Waker};
 
 use super::shared::{Aftermath, Shared};
-use crate::front::{fast_ticket, Board, HandleError, Place, Seat, Ticket};
+use crate::front::{Board, HandleError, Place, Seat, Ticket};
 use crate::sync::{Mutex, SnapshotCell};
 
 /// The waker of the refresh and timer futures.
@@ -249,7 +249,7 @@ where
         if let Some(waiting) = &mut this.waiting {
             return Pin::new(waiting).poll(cx);
         }
-        match fast_ticket(&this.shared.snapshot, &this.shared.clock) {
+        match this.shared.try_ticket() {
             Some(ticket) => Poll::Ready(Ok(ticket)),
             None => this.ask(cx),
         }
