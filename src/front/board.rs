@@ -487,10 +487,12 @@ impl<T, E, W> Board<T, E, W> {
         };
         self.leave(index);
         #[cfg(feature = "observe")]
-        let sent = outcome.is_ok();
-        let outcome = match watch!(self, w => w.left(place.id, sent)).flatten() {
-            Some(seen) => outcome.map(|ticket| ticket.seen(seen)),
-            None => outcome,
+        let outcome = {
+            let sent = outcome.is_ok();
+            match watch!(self, w => w.left(place.id, sent)).flatten() {
+                Some(seen) => outcome.map(|ticket| ticket.seen(seen)),
+                None => outcome,
+            }
         };
         Some(outcome)
     }
