@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Counts the instructions one hot-path call costs, for every contender of
-# benches/hot_path.rs, with callgrind: a count does not move with the load
+# bench/benches/hot_path.rs, with callgrind: a count does not move with the load
 # of a shared machine, as wall time does. Each contender runs in a process
 # of its own (`hot_path --count NAME ITERS`), and only the measured loop
 # (`hot_path::run`) is counted, so setup and teardown are left out.
@@ -20,8 +20,8 @@ iters="${1:-1000000}"
 pattern="${2:-}"
 command -v valgrind >/dev/null || { echo "needs valgrind" >&2; exit 1; }
 
-bin="$(cargo bench -q -p tokenflight --bench hot_path --no-run --message-format=json 2>/dev/null \
-    | sed -n 's/.*"executable":"\([^"]*\)".*/\1/p' | tail -1)"
+bin="$(cargo bench -q -p tokenflight-bench --bench hot_path --no-run --message-format=json 2>/dev/null \
+    | sed -n 's/.*"executable":"\([^"]*\/hot_path-[^"]*\)".*/\1/p' | tail -1)"
 [[ -x "$bin" ]] || { echo "no hot_path bench binary" >&2; exit 1; }
 
 out="$(mktemp -d)"
