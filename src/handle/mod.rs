@@ -45,7 +45,7 @@ pub use sleep::{Sleep, SleepFuture, ThreadSleep};
 pub use spawn::TokioSpawn;
 pub use spawn::{Spawn, Task};
 
-use crate::front::{self, HandleError, Refresh, Reply, Status, Ticket};
+use crate::front::{HandleError, Refresh, Reply, Status, Ticket};
 use crate::{BuildError, Config, Fresh, Generation, Stats};
 use shared::{RefreshResult, Shared};
 use waiter::{Asking, Waiting};

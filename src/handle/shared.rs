@@ -271,7 +271,7 @@ where
 
     /// The fast path of `try_ticket` and `ticket`: the published token if
     /// it is valid now (an observed handle reports the request).
-    #[inline]
+    #[inline(always)]
     pub(super) fn try_ticket(&self) -> Option<Ticket<T>> {
         #[cfg(feature = "observe")]
         if let Some(observer) = &self.observer {

@@ -221,10 +221,13 @@ where
         }
     }
 
-    /// Asks the core, and on `Wait` starts waiting at once.
-    #[cold]
+    /// Everything but the fast path: waits if it is waiting; otherwise asks
+    /// the core, and on `Wait` starts waiting at once.
     #[inline(never)]
-    fn ask(&mut self, cx: &mut Context<'_>) -> Poll<Result<Ticket<T>, HandleError<E>>> {
+    fn slow(&mut self, cx: &mut Context<'_>) -> Poll<Result<Ticket<T>, HandleError<E>>> {
+        if let Some(waiting) = &mut self.waiting {
+            return Pin::new(waiting).poll(cx);
+        }
         match self.shared.acquire() {
             Ok(Ok(ticket)) => Poll::Ready(Ok(ticket)),
             Ok(Err(place)) => {
@@ -243,16 +246,18 @@ where
 {
     type Output = Result<Ticket<T>, HandleError<E>>;
 
-    #[inline]
+    /// Always inlined, like the fast path it is: out of line (the compiler
+    /// left it there in the user's crate) it cost a call and the ticket
+    /// returned through memory, 23 instructions of a 140-instruction call.
+    #[inline(always)]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.get_mut();
-        if let Some(waiting) = &mut this.waiting {
-            return Pin::new(waiting).poll(cx);
+        if this.waiting.is_none() {
+            if let Some(ticket) = this.shared.try_ticket() {
+                return Poll::Ready(Ok(ticket));
+            }
         }
-        match this.shared.try_ticket() {
-            Some(ticket) => Poll::Ready(Ok(ticket)),
-            None => this.ask(cx),
-        }
+        this.slow(cx)
     }
 }
 
