@@ -390,10 +390,10 @@ fn ahead_lifetime(count: bool, summary_only: bool) -> Duration {
     Duration::from_secs(match (count, quick(), summary_only) {
         // One loop under callgrind.
         (true, _, _) => 20,
-        (false, true, true) => 90,
+        (false, true, true) => 150,
         // Their criterion runs, then the summary.
-        (false, true, false) => 150,
-        (false, false, _) => 360,
+        (false, true, false) => 210,
+        (false, false, _) => 480,
     })
 }
 
