@@ -67,7 +67,7 @@ fn main() {
                 (0..20)
                     .filter(|_| {
                         let result = handle.call(|token: &u64| match server.get(*token) {
-                            Err(401) => Reply::Rejected,
+                            Err(401) => Reply::Rejected(Err(401)),
                             other => Reply::Done(other),
                         });
                         matches!(result, Ok(Ok(_)))

@@ -83,7 +83,7 @@ async fn main() {
                             let (server, token) = (Arc::clone(&server), *token);
                             async move {
                                 match server.get(token).await {
-                                    Err(401) => Reply::Rejected,
+                                    Err(401) => Reply::Rejected(Err(401)),
                                     other => Reply::Done(other),
                                 }
                             }

@@ -21,7 +21,7 @@ use crate::front::{
 };
 use crate::sync::{Condvar, Mutex, SnapshotCell};
 use crate::{
-    BuildError, Clock, Config, Fresh, Generation, RefreshError, RefreshId, Stats, Timestamp,
+    BuildError, Clock, Config, Error, Fresh, Generation, RefreshError, RefreshId, Stats, Timestamp,
 };
 
 type RefreshResult<T, E> = Result<Fresh<T>, RefreshError<E>>;
@@ -290,7 +290,9 @@ where
     /// Sends a request with the current token and returns its result: waits
     /// for a token if there is none, and when the server rejects one
     /// (`send` answers [`Reply::Rejected`]), waits for the one refresh and
-    /// sends again, up to `max_auth_retries` times.
+    /// sends again, up to `max_auth_retries` times. When every send was
+    /// rejected, the last rejected answer is the result (see
+    /// [`Handle::call`](crate::Handle::call) of the async handle).
     ///
     /// # Errors
     ///
@@ -310,16 +312,23 @@ where
     /// .unwrap();
     /// // The server accepts only token 2.
     /// let answer = handle.call(|token: &u32| {
-    ///     if *token == 2 { Reply::Done("ok") } else { Reply::Rejected }
+    ///     if *token == 2 { Reply::Done(Ok("ok")) } else { Reply::Rejected(Err(401)) }
     /// });
-    /// assert_eq!(answer, Ok("ok"));
+    /// assert_eq!(answer, Ok(Ok("ok")));
+    /// // One that refuses them all: its last answer comes back.
+    /// let answer = handle.call(|_: &u32| Reply::<Result<&str, u16>>::Rejected(Err(403)));
+    /// assert_eq!(answer, Ok(Err(403)));
     /// ```
     pub fn call<R>(&self, mut send: impl FnMut(&T) -> Reply<R>) -> Result<R, HandleError<E>> {
         let mut ticket = self.ticket()?;
         loop {
             match send(ticket.token()) {
                 Reply::Done(response) => return Ok(response),
-                Reply::Rejected => ticket = self.reject(ticket)?,
+                Reply::Rejected(response) => match self.reject(ticket) {
+                    Ok(next) => ticket = next,
+                    Err(Error::AuthRejected { .. }) => return Ok(response),
+                    Err(e) => return Err(e),
+                },
             }
         }
     }
@@ -673,8 +682,19 @@ where
     /// never made), and reports its answer.
     fn make_call(self: &Arc<Self>, attempt: RefreshId) {
         let context = {
-            let state = self.state.lock();
+            let mut state = self.state.lock();
             if state.board.core.outstanding_call() != Some(attempt) {
+                return;
+            }
+            // A login (or a timeout) superseded the attempt before this
+            // thread got to it: the call would ask for a token no one
+            // needs, and its answer would be thrown away. It is never made.
+            if state.board.core.in_flight() != Some(attempt) {
+                state.board.unmade(attempt);
+                let now = state.board.core.now();
+                let after = self.settle(&mut state, now);
+                drop(state);
+                after.run(self);
                 return;
             }
             state.board.refresh_context()

@@ -22,11 +22,15 @@ pub enum RefreshError<E> {
 }
 
 /// Why refreshing gave up after its transient failures.
+///
+/// The refresher's own error is shown as itself (its message and its
+/// `source()` chain), so a chain printed by `anyhow` or a logger names it
+/// once.
 #[derive(Debug, PartialEq, Eq, Hash, thiserror::Error)]
 #[non_exhaustive]
 pub enum RefreshFailure<E> {
     /// The refresher's own error, from the last attempt.
-    #[error("{0}")]
+    #[error(transparent)]
     Refresher(Arc<E>),
     /// The last attempt did not answer within the refresh timeout.
     #[error("refresh attempt timed out")]
@@ -39,29 +43,46 @@ pub enum RefreshFailure<E> {
 
 /// The error a request ends with.
 ///
+/// Its message says what happened to the request; the cause (how the
+/// refresh failed, the refresher's own error and its causes) is its
+/// [`source()`](std::error::Error::source), never repeated in the message,
+/// so `anyhow`'s `{:#}` and middleware chains print each cause once. It
+/// is a [`std::error::Error`] when the refresher's error `E` is one (its
+/// message is there for any `E`).
+///
 /// # Examples
 ///
 /// ```
-/// use tokenflight::Error;
+/// use std::error::Error as _;
+/// use std::sync::Arc;
+/// use tokenflight::{Error, RefreshFailure};
 ///
-/// let e: Error<std::io::Error> = Error::Overloaded;
-/// assert_eq!(e.to_string(), "too many requests are waiting for a token");
+/// let e: Error<std::io::Error> = Error::RefreshUnavailable(RefreshFailure::Refresher(
+///     Arc::new(std::io::Error::other("connection reset")),
+/// ));
+/// assert_eq!(e.to_string(), "token refresh is failing, retry later");
+/// assert_eq!(e.source().unwrap().to_string(), "connection reset");
+/// assert!(e.is_retryable());
 /// ```
 #[derive(Debug, PartialEq, Eq, Hash, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error<E> {
     /// Refreshing failed transiently too often; new requests fail fast until
     /// the cool-down ends, then the next one tries again.
-    #[error("token refresh is failing, retry later: {0}")]
-    RefreshUnavailable(RefreshFailure<E>),
+    #[error("token refresh is failing, retry later")]
+    RefreshUnavailable(#[source] RefreshFailure<E>),
     /// The refresher said the grant is gone: nothing works until a new login.
-    #[error("token refresh was refused, a new login is needed: {0}")]
-    LoginRequired(Arc<E>),
+    #[error("token refresh was refused, a new login is needed")]
+    LoginRequired(#[source] Arc<E>),
     /// `max_waiters` requests are already waiting for a token.
     #[error("too many requests are waiting for a token")]
     Overloaded,
     /// The server rejected every token this request was sent with, fresh ones
     /// included: the problem is not expiry (wrong scope, a revoked user...).
+    ///
+    /// The core and `reject` end such a request with it; `call` and the
+    /// HTTP layers hand the caller the server's last rejection instead, as
+    /// tower's retry returns its last response.
     #[error("the server rejected the token on all {sends} sends of this request")]
     AuthRejected {
         /// How many times the request was sent.
@@ -73,6 +94,12 @@ pub enum Error<E> {
     /// A caller bug: the lease names a generation this core never issued.
     #[error("lease names a token generation this core never issued")]
     UnknownGeneration,
+    /// A caller bug: the refresher asked its own handle for a token while
+    /// refreshing. It would wait for itself forever, so that request fails
+    /// at once instead. Only the handles end a request with it; the core
+    /// cannot tell who asks.
+    #[error("the refresher asked its own handle for a token")]
+    Reentrant,
 }
 
 // Written out because `derive(Clone)` would demand `E: Clone`, and the
@@ -96,15 +123,41 @@ impl<E> Clone for Error<E> {
             Error::AuthRejected { sends } => Error::AuthRejected { sends: *sends },
             Error::DuplicateRequest => Error::DuplicateRequest,
             Error::UnknownGeneration => Error::UnknownGeneration,
+            Error::Reentrant => Error::Reentrant,
         }
     }
 }
 
 impl<E> Error<E> {
     /// Whether the same call may succeed if tried again later without a new
-    /// login.
+    /// login or a code change.
+    ///
+    /// | variant | retryable | why |
+    /// |---|---|---|
+    /// | [`RefreshUnavailable`](Error::RefreshUnavailable) | yes | the failures were transient (a network error, a timeout, a panic the handle survived); the next request after the cool-down refreshes again |
+    /// | [`Overloaded`](Error::Overloaded) | yes | the waiters ahead of it get their token and leave |
+    /// | [`LoginRequired`](Error::LoginRequired) | no | the grant is gone: only a new login (`set_token`) helps |
+    /// | [`AuthRejected`](Error::AuthRejected) | no | fresh tokens were rejected too: the request itself (scope, user) is refused |
+    /// | [`DuplicateRequest`](Error::DuplicateRequest), [`UnknownGeneration`](Error::UnknownGeneration) | no | a caller bug: the same call fails the same way |
+    /// | [`Reentrant`](Error::Reentrant) | no | a refresher bug: it asks its own handle again on every refresh |
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tokenflight::Error;
+    ///
+    /// assert!(Error::<std::io::Error>::Overloaded.is_retryable());
+    /// assert!(!Error::<std::io::Error>::Reentrant.is_retryable());
+    /// ```
     pub fn is_retryable(&self) -> bool {
-        matches!(self, Error::RefreshUnavailable(_) | Error::Overloaded)
+        match self {
+            Error::RefreshUnavailable(_) | Error::Overloaded => true,
+            Error::LoginRequired(_)
+            | Error::AuthRejected { .. }
+            | Error::DuplicateRequest
+            | Error::UnknownGeneration
+            | Error::Reentrant => false,
+        }
     }
 }
 
@@ -112,17 +165,74 @@ impl<E> Error<E> {
 mod tests {
     use super::*;
 
+    /// Every message, then each cause down the `source()` chain.
+    fn chain(e: &dyn std::error::Error) -> Vec<String> {
+        let mut out = vec![e.to_string()];
+        let mut next = e.source();
+        while let Some(cause) = next {
+            out.push(cause.to_string());
+            next = cause.source();
+        }
+        out
+    }
+
     #[test]
-    fn messages_are_lowercase_and_carry_the_cause() {
-        let e: Error<String> = Error::RefreshUnavailable(RefreshFailure::Refresher(Arc::new(
-            "connection reset".to_string(),
-        )));
+    fn each_cause_is_in_the_chain_once_and_not_in_the_message() {
+        let io = std::io::Error::other("connection reset");
+        let e: Error<std::io::Error> =
+            Error::RefreshUnavailable(RefreshFailure::Refresher(Arc::new(io)));
         assert_eq!(
-            e.to_string(),
-            "token refresh is failing, retry later: connection reset"
+            chain(&e),
+            ["token refresh is failing, retry later", "connection reset"]
         );
-        let e: Error<String> = Error::AuthRejected { sends: 3 };
-        assert!(e.to_string().starts_with("the server rejected"));
-        assert!(!e.is_retryable());
+        let e: Error<std::io::Error> = Error::RefreshUnavailable(RefreshFailure::TimedOut);
+        assert_eq!(
+            chain(&e),
+            [
+                "token refresh is failing, retry later",
+                "refresh attempt timed out"
+            ]
+        );
+        let e: Error<std::io::Error> =
+            Error::LoginRequired(Arc::new(std::io::Error::other("invalid_grant")));
+        assert_eq!(
+            chain(&e),
+            [
+                "token refresh was refused, a new login is needed",
+                "invalid_grant"
+            ]
+        );
+        let e: Error<std::io::Error> = Error::AuthRejected { sends: 3 };
+        assert_eq!(
+            chain(&e),
+            ["the server rejected the token on all 3 sends of this request"]
+        );
+    }
+
+    #[test]
+    fn retryable_is_right_for_every_variant() {
+        type E = Error<std::io::Error>;
+        let cause = || Arc::new(std::io::Error::other("x"));
+        let table: [(E, bool); 10] = [
+            (
+                Error::RefreshUnavailable(RefreshFailure::Refresher(cause())),
+                true,
+            ),
+            (Error::RefreshUnavailable(RefreshFailure::TimedOut), true),
+            (
+                Error::RefreshUnavailable(RefreshFailure::ExpiredOnArrival),
+                true,
+            ),
+            (Error::Overloaded, true),
+            (Error::LoginRequired(cause()), false),
+            (Error::AuthRejected { sends: 1 }, false),
+            (Error::AuthRejected { sends: 4 }, false),
+            (Error::DuplicateRequest, false),
+            (Error::UnknownGeneration, false),
+            (Error::Reentrant, false),
+        ];
+        for (error, retryable) in table {
+            assert_eq!(error.is_retryable(), retryable, "{error:?}");
+        }
     }
 }

@@ -8,7 +8,7 @@
 //!
 //! The heart is [`core::Core`], a sans-IO state machine (`Idle` / `Refreshing` /
 //! `Failed`). It never reads a clock, spawns, sleeps, locks or does I/O: time
-//! comes in with every input, work goes out as [`Action`]s. Front-ends own
+//! comes in with every input, work goes out as [`core::Action`]s. Front-ends own
 //! the waiting and the I/O: [`Handle`] for async code, [`blocking::Handle`]
 //! for threads, [`http`] for `tower` and `reqwest` clients; [`check`] holds the invariant checker that every
 //! verification layer (unit tests, proptest, the exhaustive explorer, loom,
@@ -52,8 +52,8 @@ pub use crate::token::{Credential, Fresh};
 
 /// The sans-IO core, for port authors and custom drivers: a pure state
 /// machine that never reads a clock, spawns, sleeps, locks or does I/O.
-/// Time comes in with every input, work goes out as [`Action`](core::Action)s;
-/// [`Core`](core::Core) says how to drive it. The handles at the crate root
+/// Time comes in with every input, work goes out as [`Action`]s;
+/// [`Core`] says how to drive it. The handles at the crate root
 /// are drivers of it.
 pub mod core {
     pub use crate::config::{Config, ConfigError};
@@ -63,15 +63,16 @@ pub mod core {
     pub use crate::time::Timestamp;
     pub use crate::token::{Fresh, Lease};
 
-    /// Deliberately broken variants of the core, for the checkers' tests.
+    /// Deliberately broken variants of the core, for the checkers' tests;
+    /// only with the test-only `mutants` feature.
+    #[cfg(feature = "mutants")]
     #[doc(hidden)]
     pub use crate::machine::Mutant;
 }
 
-// The crate root once held the core's types too; they stay reachable there
-// for existing code, out of the docs.
-#[doc(hidden)]
-pub use crate::core::{Action, Core, Lease, Mutant, Next, RefreshId, RequestId, Snapshot};
+// Inside the crate the core's types are everywhere; they keep their short
+// paths here, outside they are reached through `core`.
+pub(crate) use crate::core::{Action, Core, Lease, Next, RefreshId, RequestId, Snapshot};
 
 /// The README's examples, compiled and run as doc-tests so they stay true.
 #[cfg(doctest)]

@@ -31,6 +31,13 @@ mod imp {
         pub(crate) fn lock(&self) -> MutexGuard<'_, T> {
             self.0.lock()
         }
+
+        /// Whether someone holds it: the probe the planted bug that runs
+        /// user code under the lock is caught with.
+        #[cfg(feature = "mutants")]
+        pub(crate) fn is_locked(&self) -> bool {
+            self.0.is_locked()
+        }
     }
 
     #[derive(Debug, Default)]
@@ -115,6 +122,11 @@ mod imp {
         pub(crate) fn lock(&self) -> MutexGuard<'_, T> {
             // Nothing panics while holding it, so it is never poisoned.
             self.0.lock().unwrap_or_else(|e| e.into_inner())
+        }
+
+        #[cfg(feature = "mutants")]
+        pub(crate) fn is_locked(&self) -> bool {
+            self.0.try_lock().is_err()
         }
     }
 

@@ -38,7 +38,8 @@ impl<T> Lease<T> {
     ///
     /// ```
     /// use std::sync::Arc;
-    /// use tokenflight::{Generation, Lease};
+    /// use tokenflight::core::Lease;
+    /// use tokenflight::Generation;
     ///
     /// let lease = Lease::from_parts(Arc::new("t1"), Generation(3), 2);
     /// assert_eq!((lease.generation(), lease.send()), (Generation(3), 2));

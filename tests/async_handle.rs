@@ -99,7 +99,7 @@ impl Server {
         if token >= self.cutoff.load(Ordering::SeqCst) {
             Reply::Done(token)
         } else {
-            Reply::Rejected
+            Reply::Rejected(token)
         }
     }
 }
@@ -322,16 +322,31 @@ fn a_stale_rejection_never_refreshes_again() {
 }
 
 #[test]
-fn a_token_rejected_every_time_ends_in_auth_rejected() {
+fn a_token_rejected_every_time_hands_the_caller_the_last_rejection() {
     let server = Server::new();
     let handle = handle(&server);
-    let result = futures::executor::block_on(
-        handle.call(|_: &u64| std::future::ready(Reply::<()>::Rejected)),
-    );
+    // Each answer names the token it rejected: the caller must get the last.
+    let result =
+        futures::executor::block_on(handle.call(|token: &u64| {
+            std::future::ready(Reply::<Result<(), u64>>::Rejected(Err(*token)))
+        }));
     let sends = config().max_sends();
-    assert_eq!(result, Err(Error::AuthRejected { sends }));
+    assert_eq!(result, Ok(Err(u64::from(sends))));
     // The first token, then one refresh per rejection but the last.
     assert_eq!(server.refreshes.load(Ordering::SeqCst), u64::from(sends));
+    // The handle still counts the request as rejected on every send.
+    assert_eq!(handle.stats().auth_rejected, 1);
+    // Driven by hand, the last rejection is the typed error.
+    futures::executor::block_on(async {
+        let mut ticket = handle.ticket().await.unwrap();
+        for _ in 1..sends {
+            ticket = handle.reject(ticket).await.unwrap();
+        }
+        assert_eq!(
+            handle.reject(ticket).await.unwrap_err(),
+            Error::AuthRejected { sends }
+        );
+    });
 }
 
 #[test]
@@ -343,9 +358,7 @@ fn a_refresher_calling_its_own_handle_gets_an_error_not_a_deadlock() {
         let (cell, flag) = (Arc::clone(&cell), Arc::clone(&flag));
         async move {
             let nested = cell.get().unwrap().ticket().await;
-            if let Err(Error::RefreshUnavailable(RefreshFailure::Refresher(f))) = &nested {
-                flag.store(matches!(**f, Fault::Reentrant), Ordering::SeqCst);
-            }
+            flag.store(matches!(nested, Err(Error::Reentrant)), Ordering::SeqCst);
             Ok(Fresh::new(1))
         }
     })

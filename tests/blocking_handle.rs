@@ -72,7 +72,7 @@ impl Server {
         if token >= self.cutoff.load(Ordering::SeqCst) {
             Reply::Done(token)
         } else {
-            Reply::Rejected
+            Reply::Rejected(token)
         }
     }
 }
@@ -231,6 +231,16 @@ fn a_refresh_timeout_reaches_every_thread() {
 }
 
 #[test]
+fn a_token_rejected_every_time_hands_the_thread_the_last_rejection() {
+    let server = Server::new();
+    let handle = handle(&server);
+    let result = handle.call(|token: &u64| Reply::<Result<(), u64>>::Rejected(Err(*token)));
+    let sends = config().max_sends();
+    assert_eq!(result, Ok(Err(u64::from(sends))), "the last send's answer");
+    assert_eq!(handle.stats().auth_rejected, 1);
+}
+
+#[test]
 fn a_refresher_calling_its_own_handle_gets_an_error_not_a_deadlock() {
     let cell: Arc<OnceLock<Handle<u64, &'static str>>> = Arc::new(OnceLock::new());
     let nested = Arc::new(Mutex::new(None));
@@ -243,10 +253,8 @@ fn a_refresher_calling_its_own_handle_gets_an_error_not_a_deadlock() {
     cell.set(handle.clone()).unwrap();
     assert_eq!(*handle.ticket().unwrap().token(), 1);
     let nested = nested.lock().unwrap().take().unwrap();
-    let Err(Error::RefreshUnavailable(RefreshFailure::Refresher(fault))) = nested else {
-        panic!("expected the reentrancy error, got {nested:?}");
-    };
-    assert_eq!(*fault, Fault::Reentrant);
+    assert_eq!(nested.unwrap_err(), Error::Reentrant);
+    assert!(!Error::<Fault<&str>>::Reentrant.is_retryable());
 }
 
 #[test]

@@ -15,10 +15,8 @@ use std::time::{Duration, Instant};
 
 use stateright::{Checker, HasDiscoveries, Model, Property};
 use tokenflight::check::{Recorder, Rule, Violation};
-use tokenflight::{
-    Action, Config, Core, Fresh, Generation, Lease, Mutant, Next, Phase, RefreshError, RefreshId,
-    RequestId, Timestamp,
-};
+use tokenflight::core::{Action, Core, Lease, Mutant, Next, RefreshId, RequestId};
+use tokenflight::{Config, Fresh, Generation, Phase, RefreshError, Timestamp};
 
 /// How much of the world to explore.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

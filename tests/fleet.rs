@@ -304,7 +304,9 @@ fn run_worker<S: Store + Clone>(
                                     .header("authorization", format!("Bearer {token}"));
                                 async move {
                                     match request.send().await {
-                                        Ok(r) if r.status().as_u16() == 401 => Reply::Rejected,
+                                        Ok(r) if r.status().as_u16() == 401 => {
+                                            Reply::Rejected(Err(format!("status {}", r.status())))
+                                        }
                                         Ok(r) if r.status().is_success() => {
                                             let v: serde_json::Value =
                                                 serde_json::from_str(&r.text().await.unwrap())

@@ -22,7 +22,8 @@ use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use parking_lot::Mutex;
 use tokenflight::http::{
-    Auth, AuthError, AuthLayer, Cookie, NotRetried, OneShot, RejectOnBody, SkipAuth,
+    Auth, AuthError, AuthLayer, Cookie, NotRetried, OneShot, RejectOnBody, RetriesExhausted,
+    SkipAuth,
 };
 use tokenflight::{Clock, Config, Error, Fresh, Handle, HandleError, RefreshError, TokioSleep};
 use tokenserver::{Grant, Knobs, RefreshFault, TokenServer, REQUEST_ID};
@@ -61,6 +62,17 @@ impl std::error::Error for RefreshFail {}
 
 type Hyper = Client<HttpConnector, Full<Bytes>>;
 type Layered = Auth<Hyper, String, RefreshFail>;
+
+/// Every message of `e`, then each cause down its `source()` chain.
+fn chain(e: &dyn std::error::Error) -> Vec<String> {
+    let mut out = vec![e.to_string()];
+    let mut next = e.source();
+    while let Some(cause) = next {
+        out.push(cause.to_string());
+        next = cause.source();
+    }
+    out
+}
 
 /// A plain HTTP/2 client (one connection carries every request, however
 /// many are in flight).
@@ -344,10 +356,23 @@ async fn a_refresh_refused_for_good_fails_every_request_with_the_typed_error() {
             .enumerate()
         {
             match result {
-                Err(AuthError::Token(Error::LoginRequired(cause))) => {
+                Err(e @ AuthError::Token(Error::LoginRequired(_))) => {
+                    let Some(Error::LoginRequired(cause)) = e.token_error() else {
+                        unreachable!()
+                    };
                     assert_eq!(
-                        *cause,
+                        **cause,
                         tokenflight::Fault::Refresher(RefreshFail::InvalidGrant)
+                    );
+                    // Each cause once: the layer's words, the handle's, the
+                    // refresher's own error.
+                    assert_eq!(
+                        chain(&e),
+                        [
+                            "no usable token",
+                            "token refresh was refused, a new login is needed",
+                            "the refresh token was refused",
+                        ]
                     );
                 }
                 other => panic!("request {id}: {other:?}"),
@@ -387,11 +412,32 @@ async fn a_server_that_rejects_every_token_gets_each_request_a_bounded_number_of
         let service = session.layered();
         server.set_reject_all(true);
 
-        for (id, result) in herd(&server, &service, 0..20).await.into_iter().enumerate() {
-            match result {
-                Err(AuthError::Token(Error::AuthRejected { sends: 4 })) => {}
-                other => panic!("request {id}: {other:?}"),
-            }
+        let tasks: Vec<_> = (0..20)
+            .map(|id| {
+                let (request, service) = (data_request(&server, id), service.clone());
+                tokio::spawn(async move { service.oneshot(request).await })
+            })
+            .collect();
+        for (id, task) in tasks.into_iter().enumerate() {
+            // The caller gets the server's last word, as tower's retry
+            // hands back its last response: the 401, its challenge, its body.
+            let response = task
+                .await
+                .unwrap()
+                .unwrap_or_else(|e| panic!("request {id}: {e:?}"));
+            assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+            assert_eq!(
+                response.headers()[http::header::WWW_AUTHENTICATE],
+                r#"Bearer error="invalid_token""#
+            );
+            assert_eq!(
+                response.extensions().get(),
+                Some(&RetriesExhausted { sends: 4 })
+            );
+            assert!(response.extensions().get::<NotRetried>().is_none());
+            let body = response.into_body().collect().await.unwrap().to_bytes();
+            let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
+            assert_eq!(body["error"], "invalid_token");
         }
         let stats = server.stats();
         for id in 0..20 {
@@ -620,16 +666,39 @@ mod reqwest_middleware_client {
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn a_refused_refresh_and_a_rejecting_server_end_in_typed_errors() {
+    async fn a_rejecting_server_hands_back_its_last_rejection_and_a_refused_refresh_is_a_typed_error(
+    ) {
         bounded(async {
             let server = TokenServer::start(Knobs::default()).await.unwrap();
             let session = Session::start(&server, config()).await;
             let client = client(&session);
 
             server.set_reject_all(true);
-            for result in herd(&client, &server, 0..10).await {
-                let e = result.unwrap_err();
-                assert_eq!(handle_error(&e), &Error::AuthRejected { sends: 4 });
+            let tasks: Vec<_> = (0..10)
+                .map(|id| {
+                    let request = client
+                        .post(server.url("/api/data"))
+                        .header(REQUEST_ID, id.to_string())
+                        .body(format!("payload-{id}"));
+                    tokio::spawn(async move { request.send().await })
+                })
+                .collect();
+            for task in tasks {
+                // The last rejection, as the tower layer hands it back.
+                let response = task.await.unwrap().unwrap();
+                assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+                assert_eq!(
+                    response.headers()[http::header::WWW_AUTHENTICATE],
+                    r#"Bearer error="invalid_token""#
+                );
+                assert_eq!(
+                    response.extensions().get(),
+                    Some(&RetriesExhausted { sends: 4 })
+                );
+                assert_eq!(
+                    response.error_for_status().unwrap_err().status(),
+                    Some(StatusCode::UNAUTHORIZED)
+                );
             }
             let stats = server.stats();
             assert!((0..10).all(|id| stats.ids[&id.to_string()].calls == 4));
@@ -640,6 +709,14 @@ mod reqwest_middleware_client {
             for result in herd(&client, &server, 10..60).await {
                 let e = result.unwrap_err();
                 assert!(matches!(handle_error(&e), Error::LoginRequired(_)), "{e}");
+                // The middleware's `anyhow` chain names each cause once.
+                let reqwest_middleware::Error::Middleware(inner) = &e else {
+                    unreachable!()
+                };
+                assert_eq!(
+                    format!("{inner:#}"),
+                    "token refresh was refused, a new login is needed: the refresh token was refused"
+                );
             }
             assert_eq!(server.stats().reuse, 0);
         })

@@ -13,10 +13,8 @@ use std::time::Duration;
 use proptest::prelude::*;
 use proptest::test_runner::{Config as RunnerConfig, FileFailurePersistence};
 use tokenflight::check::{Recorder, Rule, Violation};
-use tokenflight::{
-    Action, Config, Core, Fresh, Generation, Lease, Mutant, Next, Phase, RefreshError, RefreshId,
-    RequestId, Timestamp,
-};
+use tokenflight::core::{Action, Core, Lease, Mutant, Next, RefreshId, RequestId};
+use tokenflight::{Config, Fresh, Generation, Phase, RefreshError, Timestamp};
 
 /// One thing that happens to the system.
 #[derive(Debug, Clone)]

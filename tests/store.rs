@@ -382,7 +382,9 @@ fn a_renewal_the_store_could_not_take_is_stored_next_time_without_a_second_refre
     futures::executor::block_on(async {
         let t = handle.ticket().await.unwrap();
         let e = handle.reject(t).await.unwrap_err();
-        assert!(e.to_string().contains("token store failed"), "{e}");
+        let chain = chain(&e);
+        assert_eq!(chain[1], "token store failed", "{chain:?}");
+        assert!(chain[2].starts_with("redis store: cannot"), "{chain:?}");
     });
     assert_eq!(calls.load(Ordering::SeqCst), 1);
     // Redis back: the next refresh stores the remembered renewal instead of
@@ -625,4 +627,75 @@ fn a_failed_write_of_a_rotated_credential_is_retried_under_the_lease() {
         stored.token().unwrap().credential().unwrap().expose(),
         "rt-1"
     );
+}
+
+/// Every message of `e`, then each cause down its `source()` chain.
+fn chain(e: &dyn std::error::Error) -> Vec<String> {
+    let mut out = vec![e.to_string()];
+    let mut next = e.source();
+    while let Some(cause) = next {
+        out.push(cause.to_string());
+        next = cause.source();
+    }
+    out
+}
+
+#[test]
+fn a_store_failure_under_a_guard_under_a_handle_is_found_down_the_source_chain() {
+    let dir = TempDir::new("store-chain");
+    let store = FileStore::open(&dir.0).unwrap();
+    let calls = Calls::default();
+    let guard = store
+        .guard(Scope::new("chain"), rotating(Arc::clone(&calls)))
+        .with_options(options(Duration::from_millis(200)));
+    let clock = Clock::system();
+    let mut config = Config::default();
+    config.max_refresh_attempts = 1;
+    config.cooldown = Duration::from_millis(1);
+    let handle = Handle::builder(guard.refresher())
+        .config(config)
+        .clock(clock.clone())
+        .build()
+        .unwrap();
+    let login = guard.login(&clock, Fresh::new("at-0".to_string()), Some("rt-0".into()));
+    handle.set_token(login.unwrap());
+    // The store's directory is replaced by a file: every file operation of
+    // the next refresh fails.
+    std::fs::remove_dir_all(&dir.0).unwrap();
+    std::fs::write(&dir.0, b"not a directory").unwrap();
+    let e = futures::executor::block_on(async {
+        let t = handle.ticket().await.unwrap();
+        handle.reject(t).await.unwrap_err()
+    });
+    assert!(e.is_retryable(), "{e:?}");
+    let chain = chain(&e);
+    assert_eq!(chain.len(), 4, "{chain:?}");
+    assert_eq!(chain[0], "token refresh is failing, retry later");
+    assert_eq!(chain[1], "token store failed");
+    assert!(
+        chain[2].starts_with("cannot ") && chain[2].contains(&*dir.0.to_string_lossy()),
+        "{chain:?}"
+    );
+    // Each link is the typed error, not a string: the store's error, then
+    // the system's, at the end.
+    let mut links = Vec::new();
+    let mut link: Option<&dyn std::error::Error> = Some(&e);
+    while let Some(l) = link {
+        links.push(l);
+        link = l.source();
+    }
+    assert!(
+        matches!(links[2].downcast_ref(), Some(StoreError::Io { .. })),
+        "{chain:?}"
+    );
+    assert!(
+        links[3].downcast_ref::<std::io::Error>().is_some(),
+        "{chain:?}"
+    );
+    assert_eq!(
+        calls.load(Ordering::SeqCst),
+        0,
+        "no refresh without the store"
+    );
+    std::fs::remove_file(&dir.0).unwrap();
 }

@@ -18,10 +18,8 @@ use std::time::Duration;
 
 use arbitrary::{Arbitrary, Unstructured};
 use tokenflight::check::Recorder;
-use tokenflight::{
-    Action, Config, ConfigError, Core, Error, Fresh, Generation, Lease, Next, Phase, RefreshError,
-    RefreshId, RequestId, Timestamp,
-};
+use tokenflight::core::{Action, Core, Lease, Next, RefreshId, RequestId};
+use tokenflight::{Config, ConfigError, Error, Fresh, Generation, Phase, RefreshError, Timestamp};
 
 /// The core the target drives: tokens are numbers, refresh errors too.
 pub type FuzzCore = Core<u64, u32>;

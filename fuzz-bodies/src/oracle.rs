@@ -78,7 +78,7 @@ fn check_line(line: &str, answer: &str) -> Result<(), String> {
         }
         if kind == "invalid_config" {
             let script = read.ok_or("invalid_config for a script that does not read")?;
-            if tokenflight::Core::<String, String>::new(script.config).is_ok() {
+            if tokenflight::core::Core::<String, String>::new(script.config).is_ok() {
                 return Err(format!("invalid_config for a valid config: {answer}"));
             }
         } else if read.is_some() {

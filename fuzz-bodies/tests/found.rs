@@ -5,7 +5,8 @@
 
 use std::time::Duration;
 
-use tokenflight::{Config, Core, Fresh, Timestamp};
+use tokenflight::core::Core;
+use tokenflight::{Config, Fresh, Timestamp};
 
 /// A skew near `Duration::MAX` plus its jitter overflowed when a token with
 /// an expiry was adopted (`fuzz/regressions/core/expiry-skew-plus-jitter-overflows`).

@@ -5,7 +5,7 @@
 
 mod common;
 
-use tokenflight::{Core, Mutant};
+use tokenflight::core::{Core, Mutant};
 
 /// Seeded random inputs of a few sizes.
 fn random_inputs(count: usize) -> Vec<Vec<u8>> {

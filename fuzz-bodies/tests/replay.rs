@@ -7,7 +7,7 @@
 
 mod common;
 
-use tokenflight::Core;
+use tokenflight::core::Core;
 
 #[test]
 fn the_core_corpus_replays() {

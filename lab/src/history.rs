@@ -13,7 +13,8 @@ use tokenflight::{Config, Timestamp};
 ///
 /// ```
 /// use tokenflight::check::Event;
-/// use tokenflight::{Config, RefreshId, Timestamp};
+/// use tokenflight::core::RefreshId;
+/// use tokenflight::{Config, Timestamp};
 /// use tokenflight_lab::History;
 ///
 /// let history = History::new(&Config::default());

@@ -16,7 +16,9 @@
 //! - the handle's own history ([`History`]), as its observer reports it,
 //!   judged by [`check::Monitor`](tokenflight::check::Monitor).
 //!
-//! [`Lab`] bundles the first three and walks time earliest deadline first.
+//! [`Lab`] bundles the first three and walks time earliest deadline first;
+//! [`drive`] runs the async handle through random steps ([`Op`]) in it,
+//! judged after every step and, once healed, for L1.
 //!
 //! # Examples
 //!
@@ -55,17 +57,21 @@
 //! assert_eq!(history.finish(), vec![]);
 //! ```
 
+pub mod drive;
 mod executor;
 mod history;
 mod lab;
+mod ops;
 mod script;
 mod spawn;
 mod time;
 mod timer;
 
+pub use drive::{Drive, Failure, Setup};
 pub use executor::{Executor, Joined, TaskId, MAX_POLLS_PER_RUN};
 pub use history::History;
 pub use lab::Lab;
+pub use ops::{Lifetime, Op, Reply, Rng};
 pub use script::{Answer, Call, CallId, Pending, Script};
 pub use spawn::LabSpawn;
 pub use time::Time;

@@ -49,6 +49,8 @@ struct Books<T, E> {
     dropped: u64,
     /// The most calls ever live at once (S1 counts at most one).
     max_live: usize,
+    /// Each call dropped unanswered: when it was made, and dropped.
+    drops: Vec<(CallId, Timestamp, Timestamp)>,
 }
 
 /// A refresher the driver answers by hand, with its own count of the calls
@@ -118,6 +120,7 @@ where
                 completed: 0,
                 dropped: 0,
                 max_live: 0,
+                drops: Vec::new(),
             })),
             timers,
         }
@@ -203,6 +206,12 @@ where
         self.lock().dropped
     }
 
+    /// Each call whose future was dropped unanswered: which, when it was
+    /// made, when it was dropped.
+    pub fn drops(&self) -> Vec<(CallId, Timestamp, Timestamp)> {
+        self.lock().drops.clone()
+    }
+
     /// Calls live now.
     pub fn live(&self) -> usize {
         self.lock().live.len()
@@ -275,9 +284,11 @@ impl<T, E> Drop for Pending<T, E> {
         if self.done {
             return;
         }
+        let now = self.script.timers.time().now();
         let mut books = self.script.lock();
-        if books.live.remove(&self.id).is_some() {
+        if let Some(slot) = books.live.remove(&self.id) {
             books.dropped += 1;
+            books.drops.push((self.id, slot.call.made_at, now));
         }
     }
 }

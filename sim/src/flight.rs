@@ -9,9 +9,8 @@ use std::collections::BTreeMap;
 use std::fmt;
 
 use tokenflight::check::{Limits, Recorder, Rule};
-use tokenflight::{
-    Action, Core, Error, Fresh, Lease, Next, RefreshError, RefreshId, RequestId, Timestamp,
-};
+use tokenflight::core::{Action, Core, Lease, Next, RefreshId, RequestId};
+use tokenflight::{Error, Fresh, RefreshError, Timestamp};
 
 use crate::report::Finding;
 use crate::server::Grant;

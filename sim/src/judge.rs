@@ -17,7 +17,8 @@ use std::time::Duration;
 
 use serde_json::{json, Map, Value};
 use tokenflight::check::{Event, Limits, Monitor, Rule};
-use tokenflight::{Generation, Phase, RefreshId, RequestId, Timestamp};
+use tokenflight::core::{RefreshId, RequestId};
+use tokenflight::{Generation, Phase, Timestamp};
 
 use crate::itf::{get_int, get_opt};
 
@@ -215,7 +216,8 @@ fn limits_from(o: &Map<String, Value>) -> Result<Limits, String> {
 /// ```
 /// use serde_json::json;
 /// use tokenflight::check::Event;
-/// use tokenflight::{Generation, RequestId, Timestamp};
+/// use tokenflight::core::RequestId;
+/// use tokenflight::{Generation, Timestamp};
 /// use tokenflight_sim::judge::event_from;
 ///
 /// let line = json!({"at": "5", "type": "Sent", "id": 1, "generation": 1});

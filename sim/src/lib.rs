@@ -4,7 +4,7 @@
 //! virtual clock, a simulated token server hands out expiring access tokens
 //! and single-use rotating refresh tokens, the network has latency and
 //! faults, and an algorithm coordinates the refreshes: the real
-//! [`tokenflight::Core`] (driven the way a front-end drives it, watched by
+//! [`tokenflight::core::Core`] (driven the way a front-end drives it, watched by
 //! the shared [`tokenflight::check::Recorder`]), or a faithful port of the
 //! mini-program recipe the project grew from (judged by the same
 //! [`tokenflight::check::Monitor`]). Besides the shared checker the

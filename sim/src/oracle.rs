@@ -7,9 +7,9 @@ use std::io::{self, BufRead, Write};
 use std::sync::Arc;
 
 use serde_json::{json, Value};
+use tokenflight::core::{Action, Core, Lease, Next, RefreshId, RequestId};
 use tokenflight::{
-    Action, ConfigError, Core, Error, Fresh, Generation, Lease, Next, Phase, RefreshError,
-    RefreshFailure, RefreshId, RequestId, Timestamp,
+    ConfigError, Error, Fresh, Generation, Phase, RefreshError, RefreshFailure, Timestamp,
 };
 
 use crate::itf::variant;

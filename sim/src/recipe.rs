@@ -54,7 +54,8 @@
 //! checker that judges the core.
 
 use tokenflight::check::{Event, Limits, Monitor, Rule};
-use tokenflight::{Generation, Phase, RefreshId, RequestId, Timestamp};
+use tokenflight::core::{RefreshId, RequestId};
+use tokenflight::{Generation, Phase, Timestamp};
 
 use crate::report::Finding;
 use crate::server::Grant;

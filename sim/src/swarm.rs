@@ -41,31 +41,30 @@ pub enum Shape {
 /// An unknown mutant name, or a mutant asked for in a build without the
 /// `mutants` feature.
 pub fn core_maker(mutant: Option<&str>) -> Result<Box<Maker>, String> {
-    let Some(name) = mutant else {
-        return Ok(Box::new(|c| SimCore::new(c).expect("valid config")));
-    };
-    let m = tokenflight::Mutant::ALL
-        .into_iter()
-        .find(|m| format!("{m:?}") == name)
-        .ok_or_else(|| {
-            let all: Vec<String> = tokenflight::Mutant::ALL
-                .iter()
-                .map(|m| format!("{m:?}"))
-                .collect();
-            format!("unknown mutant {name:?}; one of {}", all.join(", "))
-        })?;
-    mutant_maker(m)
+    match mutant {
+        None => Ok(Box::new(|c| SimCore::new(c).expect("valid config"))),
+        Some(name) => mutant_maker(name),
+    }
 }
 
 #[cfg(feature = "mutants")]
-fn mutant_maker(m: tokenflight::Mutant) -> Result<Box<Maker>, String> {
+fn mutant_maker(name: &str) -> Result<Box<Maker>, String> {
+    use tokenflight::core::Mutant;
+    let m = Mutant::ALL
+        .into_iter()
+        .find(|m| format!("{m:?}") == name)
+        .ok_or_else(|| {
+            let all: Vec<String> = Mutant::ALL.iter().map(|m| format!("{m:?}")).collect();
+            format!("unknown mutant {name:?}; one of {}", all.join(", "))
+        })?;
     Ok(Box::new(move |c| {
         SimCore::with_mutant(c, m).expect("valid config")
     }))
 }
 
+// The planted bugs exist only in a build with the feature.
 #[cfg(not(feature = "mutants"))]
-fn mutant_maker(_: tokenflight::Mutant) -> Result<Box<Maker>, String> {
+fn mutant_maker(_: &str) -> Result<Box<Maker>, String> {
     Err("--mutant needs a build with `--features mutants`".into())
 }
 

@@ -10,7 +10,7 @@ use std::path::PathBuf;
 
 use port::Bug;
 use serde_json::Value;
-use tokenflight::{Core, Mutant};
+use tokenflight::core::{Core, Mutant};
 use tokenflight_sim::{oracle, random_script, vectors};
 
 fn committed() -> Vec<(String, Value)> {

@@ -5,7 +5,8 @@
 
 use serde_json::Value;
 use tokenflight::check::{Limits, Recorder, Rule};
-use tokenflight::{Action, Config, Core, Fresh, Next, RefreshError, RequestId, Timestamp};
+use tokenflight::core::{Action, Core, Next, RequestId};
+use tokenflight::{Config, Fresh, RefreshError, Timestamp};
 use tokenflight_sim::judge::{self, event_line, limits_line};
 
 mod common;
@@ -337,7 +338,8 @@ fn every_violation_keeps_its_line() {
 #[test]
 fn the_judge_agrees_with_the_checker_in_process() {
     use std::sync::Arc;
-    use tokenflight::{Generation, Lease, RefreshId};
+    use tokenflight::core::{Lease, RefreshId};
+    use tokenflight::Generation;
     use tokenflight_sim::random_script;
     use tokenflight_sim::script::{Input, RefreshResult};
 

@@ -4,7 +4,8 @@
 
 use std::path::PathBuf;
 
-use tokenflight::{Config, Core, Mutant};
+use tokenflight::core::{Core, Mutant};
+use tokenflight::Config;
 use tokenflight_sim::swarm::{self, first_failure};
 use tokenflight_sim::{oracle, vectors};
 use tokenflight_sim::{run_tokenflight_with, RunOptions, Scenario, SimCore};

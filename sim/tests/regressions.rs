@@ -1,7 +1,7 @@
 //! Every saved regression trace, replayed forever: the real core must pass
 //! it, and the planted bug it was found with must still be caught on it.
 
-use tokenflight::Mutant;
+use tokenflight::core::Mutant;
 use tokenflight_sim::swarm::load_regressions;
 use tokenflight_sim::{run_tokenflight, run_tokenflight_with, RunOptions, SimCore};
 

@@ -8,7 +8,8 @@ use std::collections::BTreeSet;
 use std::path::PathBuf;
 
 use serde_json::Value;
-use tokenflight::{Config, Core};
+use tokenflight::core::Core;
+use tokenflight::Config;
 use tokenflight_sim::{oracle, random_script, script, vectors};
 
 fn dir() -> PathBuf {

@@ -16,3 +16,9 @@ mod recorder;
 pub use event::Event;
 pub use monitor::{Limits, Monitor, Rule, Violation};
 pub use recorder::Recorder;
+
+/// Deliberately broken variants of the async handle, for the checkers'
+/// tests.
+#[cfg(feature = "mutants")]
+#[doc(hidden)]
+pub use crate::handle::Mutant as HandleMutant;

@@ -153,7 +153,8 @@ struct Request {
 ///
 /// ```
 /// use tokenflight::check::{Event, Limits, Monitor, Rule};
-/// use tokenflight::{Generation, RefreshId, RequestId, Timestamp};
+/// use tokenflight::core::{RefreshId, RequestId};
+/// use tokenflight::{Generation, Timestamp};
 ///
 /// let mut m = Monitor::new(Limits::unbounded());
 /// let t = Timestamp::ZERO;

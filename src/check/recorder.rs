@@ -21,7 +21,8 @@ use crate::{
 ///
 /// ```
 /// use tokenflight::check::Recorder;
-/// use tokenflight::{Action, Config, Core, Fresh, Next, RequestId, Timestamp};
+/// use tokenflight::core::{Action, Core, Next, RequestId};
+/// use tokenflight::{Config, Fresh, Timestamp};
 ///
 /// let core: Core<&str, ()> = Core::new(Config::default()).unwrap();
 /// let mut rec = Recorder::new(core).logging();

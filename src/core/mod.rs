@@ -10,6 +10,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
+#[cfg_attr(not(feature = "mutants"), allow(unreachable_pub))]
 pub use mutant::Mutant;
 use state::{Call, Current, Round, State, Step};
 pub use stats::Stats;
@@ -136,7 +137,8 @@ pub struct Snapshot<T> {
 /// # Examples
 ///
 /// ```
-/// use tokenflight::{Action, Config, Core, Fresh, Next, RequestId, Timestamp};
+/// use tokenflight::core::{Action, Core, Next, RequestId};
+/// use tokenflight::{Config, Fresh, Timestamp};
 ///
 /// let mut core: Core<String, std::io::Error> = Core::new(Config::default()).unwrap();
 /// let t0 = Timestamp::ZERO;
@@ -472,7 +474,8 @@ impl<T, E> Core<T, E> {
     /// # Examples
     ///
     /// ```
-    /// use tokenflight::{Action, Config, Core, RequestId, Timestamp};
+    /// use tokenflight::core::{Action, Core, RequestId};
+    /// use tokenflight::{Config, Timestamp};
     ///
     /// let mut core: Core<&str, ()> = Core::new(Config::default()).unwrap();
     /// let _ = core.handle_acquire(Timestamp::ZERO, RequestId(1));

@@ -10,7 +10,8 @@ use std::hash::{Hash, Hasher};
 /// # Examples
 ///
 /// ```
-/// use tokenflight::{Config, Core, RequestId, Timestamp};
+/// use tokenflight::core::{Core, RequestId};
+/// use tokenflight::{Config, Timestamp};
 ///
 /// let mut core: Core<&str, ()> = Core::new(Config::default()).unwrap();
 /// let _ = core.handle_acquire(Timestamp::ZERO, RequestId(1));

@@ -304,6 +304,19 @@ impl<T, E, W> Board<T, E, W> {
         });
     }
 
+    /// The call `attempt`, which the core started, was superseded (by a
+    /// login, or its attempt timed out) before the handle made it: it never
+    /// will be, and the core is told the call is over. To the core that is
+    /// a late answer, whose error is never anyone's outcome: it only ends
+    /// the call, and lets an attempt queued behind it start.
+    pub(crate) fn unmade(&mut self, attempt: RefreshId) {
+        debug_assert_ne!(self.core.in_flight(), Some(attempt));
+        let now = self.core.now();
+        let never = Fault::Panicked("superseded before the call was made".into());
+        self.core
+            .handle_refreshed(now, attempt, Err(RefreshError::Transient(never)));
+    }
+
     /// A token obtained elsewhere (a login) becomes current.
     pub(crate) fn set_token(&mut self, now: Timestamp, fresh: Fresh<T>) {
         let fresh = fresh.stamped(now);

@@ -2,12 +2,13 @@
 //! ([`Fault`]), what their calls end with ([`HandleError`]), and why a
 //! handle could not be built ([`BuildError`]).
 
-use std::sync::Arc;
-
-use crate::{ConfigError, Error, RefreshError, RefreshFailure};
+use crate::{ConfigError, Error, RefreshError};
 
 /// Why a refresh attempt brought no token, as the handles report it to the
 /// core: the refresher's own error, or a failure of the refresher itself.
+///
+/// The refresher's error is shown as itself: its message, and its own
+/// `source()` chain.
 ///
 /// The handles' errors are [`Error<Fault<E>>`](Error): a transient refresher
 /// error that exhausted its retries arrives as
@@ -25,7 +26,7 @@ use crate::{ConfigError, Error, RefreshError, RefreshFailure};
 #[non_exhaustive]
 pub enum Fault<E> {
     /// The refresher returned this error.
-    #[error("{0}")]
+    #[error(transparent)]
     Refresher(E),
     /// The refresher panicked (with this message). Counted as a transient
     /// failure: the attempt is retried with back-off like any other, and
@@ -33,10 +34,6 @@ pub enum Fault<E> {
     /// stays usable.
     #[error("the refresher panicked: {0}")]
     Panicked(String),
-    /// The refresher asked its own handle for a token while refreshing; it
-    /// would wait for itself forever, so that request fails at once instead.
-    #[error("the refresher asked its own handle for a token")]
-    Reentrant,
 }
 
 /// What a handle's calls end with: the core's [`Error`] over the handles'
@@ -67,9 +64,9 @@ pub enum BuildError {
 }
 
 /// The error a request gets when the refresher asks its own handle for a
-/// token (see [`Fault::Reentrant`]).
+/// token (see [`Error::Reentrant`]).
 pub(crate) fn reentrant<E>() -> HandleError<E> {
-    Error::RefreshUnavailable(RefreshFailure::Refresher(Arc::new(Fault::Reentrant)))
+    Error::Reentrant
 }
 
 /// The refresher's error as the core sees it.
@@ -77,5 +74,43 @@ pub(crate) fn lift<E>(error: RefreshError<E>) -> RefreshError<Fault<E>> {
     match error {
         RefreshError::Transient(e) => RefreshError::Transient(Fault::Refresher(e)),
         RefreshError::Permanent(e) => RefreshError::Permanent(Fault::Refresher(e)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::error::Error as _;
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::RefreshFailure;
+
+    /// A refresher's error with a cause of its own.
+    #[derive(Debug, thiserror::Error)]
+    #[error("token endpoint unreachable")]
+    struct Unreachable(#[source] std::io::Error);
+
+    #[test]
+    fn a_refreshers_error_and_its_causes_each_appear_once_in_the_chain() {
+        let fault = Fault::Refresher(Unreachable(std::io::Error::other("connection refused")));
+        let e: HandleError<Unreachable> =
+            Error::RefreshUnavailable(RefreshFailure::Refresher(Arc::new(fault)));
+        let mut chain = vec![e.to_string()];
+        let mut next = e.source();
+        while let Some(cause) = next {
+            chain.push(cause.to_string());
+            next = cause.source();
+        }
+        assert_eq!(
+            chain,
+            [
+                "token refresh is failing, retry later",
+                "token endpoint unreachable",
+                "connection refused",
+            ]
+        );
+        assert!(Fault::<Unreachable>::Panicked("boom".into())
+            .source()
+            .is_none());
     }
 }

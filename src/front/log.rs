@@ -134,7 +134,6 @@ impl<E> fmt::Display for Described<'_, E> {
                 Fault::Refresher(_) => f.write_str("the refresher's error"),
                 // Its message is the refresher's own: named, not shown.
                 Fault::Panicked(_) => f.write_str("the refresher panicked"),
-                Fault::Reentrant => f.write_str("the refresher asked its own handle for a token"),
             }
         }
         match self.0 {
@@ -161,6 +160,7 @@ impl<E> fmt::Display for Described<'_, E> {
             Error::UnknownGeneration => {
                 f.write_str("lease names a token generation this core never issued")
             }
+            Error::Reentrant => f.write_str("the refresher asked its own handle for a token"),
         }
     }
 }

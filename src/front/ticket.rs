@@ -7,26 +7,53 @@ use super::board::Published;
 use crate::sync::{guarded, SnapshotGuard};
 use crate::{Generation, Lease};
 
-/// What the request closure of `call` reports back.
+/// What the request closure of `call` reports back: the server's answer,
+/// and whether it rejected the token.
+///
+/// Both carry the answer, so that a request whose every send was rejected
+/// ends with the server's last word, as tower's retry hands back its last
+/// response: `call` returns the last [`Rejected`](Reply::Rejected) answer
+/// (a `401` with its `WWW-Authenticate`, say) as `Ok`. A caller that must
+/// tell the two apart picks an `R` that does, such as
+/// `Result<Body, Response>`.
 ///
 /// # Examples
 ///
 /// ```
 /// use tokenflight::Reply;
 ///
-/// fn classify(status: u16, body: String) -> Reply<String> {
-///     if status == 401 { Reply::Rejected } else { Reply::Done(body) }
+/// /// What a caller keeps of a server's answer: the body, or the challenge
+/// /// of a refusal.
+/// fn classify(status: u16, body: String, challenge: &str) -> Reply<Result<String, String>> {
+///     if status == 401 {
+///         Reply::Rejected(Err(challenge.to_string()))
+///     } else {
+///         Reply::Done(Ok(body))
+///     }
 /// }
-/// assert!(matches!(classify(401, String::new()), Reply::Rejected));
+/// let reply = classify(401, String::new(), r#"Bearer error="invalid_token""#);
+/// assert_eq!(reply, Reply::Rejected(Err(r#"Bearer error="invalid_token""#.to_string())));
+/// assert_eq!(reply.into_inner(), Err(r#"Bearer error="invalid_token""#.to_string()));
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Reply<R> {
     /// The server answered (anything but an auth rejection): this is the
     /// call's result.
     Done(R),
-    /// The server rejected the token as expired or invalid: the handle
-    /// refreshes (once, however many requests say so) and sends again.
-    Rejected,
+    /// The server rejected the token as expired or invalid, with this
+    /// answer: the handle refreshes (once, however many requests say so)
+    /// and sends again; when the request's sends are spent, this answer is
+    /// the call's result.
+    Rejected(R),
+}
+
+impl<R> Reply<R> {
+    /// The answer, whichever it was.
+    pub fn into_inner(self) -> R {
+        match self {
+            Reply::Done(r) | Reply::Rejected(r) => r,
+        }
+    }
 }
 
 /// The token a request is to be sent with, and what the handle needs to

@@ -37,6 +37,8 @@ pub struct Builder<T, E> {
     spawner: Option<Option<Arc<dyn Spawn>>>,
     #[cfg(feature = "observe")]
     observer: Option<front::observe::Report>,
+    #[cfg(feature = "mutants")]
+    mutant: Option<super::Mutant>,
     #[cfg(tokenflight_loom)]
     late_publish: bool,
 }
@@ -66,6 +68,8 @@ where
             spawner: None,
             #[cfg(feature = "observe")]
             observer: None,
+            #[cfg(feature = "mutants")]
+            mutant: None,
             #[cfg(tokenflight_loom)]
             late_publish: false,
         }
@@ -163,6 +167,15 @@ where
         self
     }
 
+    /// A deliberately broken variant of the handle, for the checkers that
+    /// must catch it.
+    #[cfg(feature = "mutants")]
+    #[doc(hidden)]
+    pub fn mutant(mut self, mutant: super::Mutant) -> Self {
+        self.mutant = Some(mutant);
+        self
+    }
+
     /// The deliberately broken variant the loom suite must catch: the
     /// snapshot is stored after the lock is released.
     #[cfg(tokenflight_loom)]
@@ -212,6 +225,8 @@ where
             this: this.clone(),
             #[cfg(feature = "observe")]
             observer,
+            #[cfg(feature = "mutants")]
+            mutant: self.mutant,
         });
         Ok(Handle { shared })
     }

@@ -29,6 +29,8 @@
 
 mod builder;
 mod job;
+#[cfg(feature = "mutants")]
+mod mutant;
 mod shared;
 mod sleep;
 mod spawn;
@@ -38,6 +40,8 @@ use std::future::Future;
 use std::sync::Arc;
 
 pub use builder::Builder;
+#[cfg(feature = "mutants")]
+pub use mutant::Mutant;
 #[cfg(feature = "tokio")]
 pub use sleep::TokioSleep;
 pub use sleep::{Sleep, SleepFuture, ThreadSleep};
@@ -46,7 +50,7 @@ pub use spawn::TokioSpawn;
 pub use spawn::{Spawn, Task};
 
 use crate::front::{HandleError, Refresh, Reply, Status, Ticket};
-use crate::{BuildError, Config, Fresh, Generation, Stats};
+use crate::{BuildError, Config, Error, Fresh, Generation, Stats};
 use shared::{RefreshResult, Shared};
 use waiter::{Asking, Waiting};
 
@@ -174,6 +178,16 @@ where
         self.shared.state.lock().board.status()
     }
 
+    /// Whether the handle's lock is held, for the checkers that catch a
+    /// planted bug running user code under it: an observer that asked the
+    /// handle (say, for its status) would deadlock instead.
+    #[cfg(feature = "mutants")]
+    #[doc(hidden)]
+    pub fn lock_probe(&self) -> impl Fn() -> bool + Send + Sync + 'static {
+        let shared = Arc::downgrade(&self.shared);
+        move || shared.upgrade().is_some_and(|s| s.state.is_locked())
+    }
+
     /// Sends a request with the current token and returns its result: waits
     /// for a token if there is none, and when the server rejects one
     /// (`send` answers [`Reply::Rejected`]), waits for the one refresh and
@@ -183,12 +197,19 @@ where
     /// into its future: copy what it needs, e.g. the header value) and says
     /// what the server answered.
     ///
+    /// When every send was rejected, the last rejected answer is the
+    /// result, as tower's retry returns its last response: the server's own
+    /// word (its status, its `WWW-Authenticate`) reaches the caller instead
+    /// of being dropped. The handle counts the request as
+    /// [`Error::AuthRejected`](crate::Error::AuthRejected) in its logs and
+    /// checks; [`reject`](Handle::reject), for callers that drive their own
+    /// loop, returns that error.
+    ///
     /// # Errors
     ///
     /// The [`HandleError`] that ended the request: refreshing failed
-    /// (transiently too often, timed out, or for good), the server rejected
-    /// every token ([`Error::AuthRejected`](crate::Error::AuthRejected)),
-    /// too many requests wait ([`Error::Overloaded`](crate::Error::Overloaded)).
+    /// (transiently too often, timed out, or for good), too many requests
+    /// wait ([`Error::Overloaded`](crate::Error::Overloaded)).
     ///
     /// # Examples
     ///
@@ -206,9 +227,15 @@ where
     /// // handle refreshes and sends again.
     /// let answer = futures::executor::block_on(handle.call(|token: &u32| {
     ///     let token = *token;
-    ///     async move { if token == 2 { Reply::Done("ok") } else { Reply::Rejected } }
+    ///     async move { if token == 2 { Reply::Done(Ok("ok")) } else { Reply::Rejected(Err(401)) } }
     /// }));
-    /// assert_eq!(answer, Ok("ok"));
+    /// assert_eq!(answer, Ok(Ok("ok")));
+    ///
+    /// // A server that refuses every token: the caller gets its last answer.
+    /// let answer = futures::executor::block_on(handle.call(|_: &u32| async {
+    ///     Reply::<Result<&str, u16>>::Rejected(Err(403))
+    /// }));
+    /// assert_eq!(answer, Ok(Err(403)));
     /// ```
     pub async fn call<R, F, Fut>(&self, mut send: F) -> Result<R, HandleError<E>>
     where
@@ -219,7 +246,11 @@ where
         loop {
             match send(ticket.token()).await {
                 Reply::Done(response) => return Ok(response),
-                Reply::Rejected => ticket = self.reject(ticket).await?,
+                Reply::Rejected(response) => match self.reject(ticket).await {
+                    Ok(next) => ticket = next,
+                    Err(Error::AuthRejected { .. }) => return Ok(response),
+                    Err(e) => return Err(e),
+                },
             }
         }
     }

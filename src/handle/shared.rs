@@ -20,6 +20,18 @@ use crate::front::{
 use crate::sync::{Mutex, SnapshotCell};
 use crate::{Clock, Fresh, RefreshError, RefreshId, Timestamp};
 
+/// The planted bugs' names, with or without the feature, so that the
+/// checks for them read the same in both builds (without it, `is` is
+/// always false).
+#[cfg(feature = "mutants")]
+use super::Mutant;
+#[cfg(not(feature = "mutants"))]
+#[derive(Clone, Copy)]
+enum Mutant {
+    DropTimedOutCall,
+    ForgetToWakeRound,
+}
+
 pub(super) type RefreshResult<T, E> = Result<Fresh<T>, RefreshError<E>>;
 pub(super) type RefreshFuture<T, E> =
     Pin<Box<dyn Future<Output = RefreshResult<T, E>> + Send + 'static>>;
@@ -44,6 +56,9 @@ pub(super) struct Shared<T, E> {
     /// Where the handle's history goes, if it is observed.
     #[cfg(feature = "observe")]
     pub(super) observer: Option<Arc<front::observe::Observer>>,
+    /// The planted bug this handle runs with, if any.
+    #[cfg(feature = "mutants")]
+    pub(super) mutant: Option<super::Mutant>,
 }
 
 pub(super) struct State<T, E> {
@@ -62,6 +77,10 @@ pub(super) struct State<T, E> {
     pub(super) driver: Option<u64>,
     /// Driver tasks spawned so far.
     pub(super) drivers: u64,
+    /// The calls a planted bug keeps alive after telling the core they
+    /// are over ([`Mutant::StartBesideOutstandingCall`](super::Mutant)).
+    #[cfg(feature = "mutants")]
+    zombies: Vec<RefreshFuture<T, E>>,
 }
 
 impl<T, E> State<T, E> {
@@ -73,6 +92,8 @@ impl<T, E> State<T, E> {
             timer_broken: false,
             driver: None,
             drivers: 0,
+            #[cfg(feature = "mutants")]
+            zombies: Vec::new(),
         }
     }
 
@@ -94,6 +115,15 @@ impl<T, E> State<T, E> {
 
     /// Takes every parked piece of work out, to poll outside the lock.
     pub(super) fn take_work(&mut self) -> Work<T, E> {
+        // A call not made yet whose attempt a login (or a timeout) has
+        // already superseded is never made: it would ask the endpoint for a
+        // token no one needs, and its answer would be thrown away.
+        if let Job::Start(attempt) = self.refresh {
+            if self.board.core.in_flight() != Some(attempt) {
+                self.board.unmade(attempt);
+                self.refresh = Job::Empty;
+            }
+        }
         let refresh = self.refresh.take_out();
         // A call to make is told what it replaces, as the core has it now.
         let context = refresh
@@ -222,8 +252,31 @@ where
         let settled = state.board.settle(now, &mut |snapshot, changed| {
             beacon.publish(cell, snapshot, changed);
         });
-        after.wake_rounds.extend(settled.woken);
+        if !self.is(Mutant::ForgetToWakeRound) {
+            after.wake_rounds.extend(settled.woken);
+        }
         after.notes.extend(settled.notes);
+        #[cfg(all(feature = "observe", feature = "mutants"))]
+        if let (Some(observer), true) = (&self.observer, self.is(Mutant::ReportUnderLock)) {
+            observer.emit();
+        }
+        #[cfg(feature = "mutants")]
+        if self.is(Mutant::StartBesideOutstandingCall) {
+            let core = &state.board.core;
+            if let Some(attempt) = core
+                .outstanding_call()
+                .filter(|a| core.in_flight() != Some(*a))
+            {
+                if let Job::Parked(..) = state.refresh {
+                    if let Some((_, Some(future))) = state.refresh.take_out() {
+                        state.zombies.push(future);
+                    }
+                    state.refresh = Job::Empty;
+                    state.board.unmade(attempt);
+                    return self.settle(state, now, after);
+                }
+            }
+        }
         #[cfg(tokenflight_loom)]
         if let Some(late) = &mut state.board.late_publish {
             after.late_publish = late.take();
@@ -235,7 +288,13 @@ where
         // call while one is outstanding, so a new job never replaces a live
         // one.
         let core = &state.board.core;
-        let (new_refresh, replaced) = state.refresh.retarget(core.outstanding_call());
+        let call = core.outstanding_call();
+        let call = if self.is(Mutant::DropTimedOutCall) {
+            call.filter(|a| core.in_flight() == Some(*a))
+        } else {
+            call
+        };
+        let (new_refresh, replaced) = state.refresh.retarget(call);
         if let Some((_, future)) = replaced {
             after.drop_refresh.extend(future);
         }
@@ -260,6 +319,15 @@ where
                 .wake
                 .extend(self.beacon.raise(withhold).into_iter().flatten());
         }
+    }
+
+    /// Whether this handle runs with the planted bug `mutant`.
+    #[allow(unused_variables)]
+    fn is(&self, mutant: Mutant) -> bool {
+        #[cfg(feature = "mutants")]
+        return self.mutant == Some(mutant);
+        #[cfg(not(feature = "mutants"))]
+        false
     }
 
     /// This handle, to hand to a driver task, if it has a spawner that can
@@ -342,33 +410,56 @@ where
     /// Polls the parked work once, as a waiter would, if it woke (or, with
     /// `start`, if a call is due to be made and no driver task makes it).
     /// A refresher asking its own handle (its future is out) never drives.
+    ///
+    /// With `start`, a call that this polling itself started (an answer
+    /// that let a queued attempt go) is made too, before returning: the
+    /// driving contract says a call the core starts is made at once, and a
+    /// call left unmade until the next caller may be made after a login
+    /// has already superseded it. This ends: each round past the first
+    /// makes a new call, which the core starts only once the previous one
+    /// has ended, and a round's attempts are bounded
+    /// (`max_refresh_attempts`), after which it fails and starts nothing
+    /// until a new input.
     fn drive(&self, start: bool) {
         if Driving::is_active(self.key()) {
             return;
         }
-        let work = {
-            let mut state = self.state.lock();
-            let due = start && state.driver.is_none() && state.refresh.is_start();
-            if !state.has_parked() || !(self.beacon.take_raised() || due) {
-                return;
+        let mut first = true;
+        loop {
+            let work = {
+                let mut state = self.state.lock();
+                let due = start && state.driver.is_none() && state.refresh.is_start();
+                if !state.has_parked() {
+                    return;
+                }
+                if first {
+                    if !(self.beacon.take_raised() || due) {
+                        return;
+                    }
+                } else if due {
+                    self.beacon.take_raised();
+                } else {
+                    return;
+                }
+                state.take_work()
+            };
+            first = false;
+            let done = self.run(work);
+            let now = self.clock.now();
+            let mut after = Aftermath::new();
+            {
+                let mut state = self.state.lock();
+                self.bring_back(&mut state, now, done, &mut after);
+                // Work that woke itself while out may have found no one to
+                // take it: make sure whoever is appointed comes back for it.
+                if state.has_parked() {
+                    after
+                        .wake
+                        .extend(self.beacon.pending().into_iter().flatten());
+                }
             }
-            state.take_work()
-        };
-        let done = self.run(work);
-        let now = self.clock.now();
-        let mut after = Aftermath::new();
-        {
-            let mut state = self.state.lock();
-            self.bring_back(&mut state, now, done, &mut after);
-            // Work that woke itself while out may have found no one to take
-            // it: make sure whoever is appointed comes back for it.
-            if state.has_parked() {
-                after
-                    .wake
-                    .extend(self.beacon.pending().into_iter().flatten());
-            }
+            after.run(self);
         }
-        after.run(self);
     }
 
     /// Polls the work taken out, outside the lock, with the beacon's waker.

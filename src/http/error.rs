@@ -9,29 +9,32 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 /// Why a request through [`Auth`](super::Auth) ended without a response.
 ///
 /// `E` is the refresher's error, `S` the inner service's. No variant ever
-/// contains the token.
+/// contains the token. Each wrapped error is the
+/// [`source()`](std::error::Error::source), not part of the message, so a
+/// chain printed by `anyhow` or a logger shows each cause once.
 ///
 /// # Examples
 ///
 /// ```
+/// use std::error::Error as _;
 /// use tokenflight::http::AuthError;
 /// use tokenflight::Error;
 ///
-/// let e: AuthError<std::io::Error, std::io::Error> =
-///     AuthError::Token(Error::AuthRejected { sends: 3 });
-/// assert_eq!(e.to_string(), "no usable token: the server rejected the token on all 3 sends of this request");
-/// assert!(matches!(e, AuthError::Token(Error::AuthRejected { sends: 3 })));
+/// let e: AuthError<std::io::Error, std::io::Error> = AuthError::Token(Error::Overloaded);
+/// assert_eq!(e.to_string(), "no usable token");
+/// assert_eq!(e.source().unwrap().to_string(), "too many requests are waiting for a token");
+/// assert!(matches!(e.token_error(), Some(Error::Overloaded)));
 /// ```
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum AuthError<E, S> {
     /// The handle could not give the request a usable token: refreshing
-    /// failed (transiently too often, or for good), the server rejected
-    /// every token the request was sent with
-    /// ([`Error::AuthRejected`](crate::Error::AuthRejected)), or too many
-    /// requests wait.
-    #[error("no usable token: {0}")]
-    Token(HandleError<E>),
+    /// failed (transiently too often, or for good), or too many requests
+    /// wait. (A request the server rejected on every send is not an error:
+    /// the caller gets the last rejection, marked
+    /// [`RetriesExhausted`](super::RetriesExhausted).)
+    #[error("no usable token")]
+    Token(#[source] HandleError<E>),
     /// The inner service failed (a connection error, say).
     #[error("the inner service failed")]
     Service(#[source] S),

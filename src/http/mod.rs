@@ -19,8 +19,12 @@
 //!   [`Handle`](crate::Handle) hands out after its rejection: a new
 //!   generation (one refresh, however many requests were rejected), or the
 //!   current one if the rejected token was already stale. Each request is
-//!   sent at most `1 + max_auth_retries` times; then it fails with
-//!   [`Error::AuthRejected`](crate::Error::AuthRejected).
+//!   sent at most `1 + max_auth_retries` times. When every send was
+//!   rejected, the caller gets the last rejection response as `Ok`, as
+//!   tower's retry middleware returns its last response: the `401` with its
+//!   `WWW-Authenticate` and body, marked with the [`RetriesExhausted`]
+//!   extension. It is never an error: a client that checks statuses (or
+//!   `error_for_status`) sees it as it sees any other refusal.
 //! - **Bodies that cannot be sent twice** ([`ReplayBody`], [`OneShot`]) are
 //!   not retried: the caller gets the rejection response, marked with the
 //!   [`NotRetried`] extension, and the token is declared bad so that the
@@ -98,6 +102,54 @@ pub use service::Auth;
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub struct SkipAuth;
+
+/// Put on the last rejection response of a request whose every send was
+/// rejected (`1 + max_auth_retries` of them, fresh tokens included): the
+/// layer hands it to the caller as `Ok`, as tower's retry hands back its
+/// last response, instead of an error that would drop its status, its
+/// `WWW-Authenticate` and its body. The token it was sent with is declared
+/// bad, as after every rejection.
+///
+/// # Examples
+///
+/// ```
+/// use std::convert::Infallible;
+/// use http::{header, Request, Response, StatusCode};
+/// use tokenflight::http::{AuthLayer, RetriesExhausted};
+/// use tokenflight::{Config, Fresh, Handle, RefreshError};
+/// use tower::{service_fn, Layer, ServiceExt};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let config = Config::default().with_max_auth_retries(1);
+/// let handle = Handle::new(config, |_| async {
+///     Ok::<_, RefreshError<Infallible>>(Fresh::new("t".to_string()))
+/// })
+/// .unwrap();
+/// // A server that refuses this client whatever its token.
+/// let server = service_fn(|_: Request<String>| async {
+///     let refused = Response::builder()
+///         .status(StatusCode::UNAUTHORIZED)
+///         .header(header::WWW_AUTHENTICATE, r#"Bearer error="insufficient_scope""#)
+///         .body(())
+///         .unwrap();
+///     Ok::<_, Infallible>(refused)
+/// });
+/// let client = AuthLayer::new(handle).layer(server);
+/// let response = client.oneshot(Request::new(String::new())).await.unwrap();
+/// assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+/// assert_eq!(
+///     response.headers()[header::WWW_AUTHENTICATE],
+///     r#"Bearer error="insufficient_scope""#
+/// );
+/// assert_eq!(response.extensions().get(), Some(&RetriesExhausted { sends: 2 }));
+/// # }
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct RetriesExhausted {
+    /// How many times the request was sent, each time rejected.
+    pub sends: u32,
+}
 
 /// Put on a response that says the token was rejected, when the layer hands
 /// it back instead of sending the request again because the request's body

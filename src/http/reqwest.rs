@@ -18,12 +18,15 @@
 //! Requests built with `.with_extension(SkipAuth)` go out without a token.
 //! A request whose body is a stream (`reqwest::Request::try_clone` is
 //! `None`) is not sent again: the caller gets the rejection response, with
-//! the token declared bad.
+//! the token declared bad, marked [`NotRetried`]. A request rejected on
+//! every send gets its last rejection back as `Ok`, marked
+//! [`RetriesExhausted`], as the tower layer does: `error_for_status()`
+//! turns it into reqwest's own error.
 //!
 //! Errors come back as [`reqwest_middleware::Error::Middleware`] holding
 //! the handle's [`HandleError`](crate::HandleError) or an
 //! [`InvalidToken`]: `err.downcast_ref::<HandleError<E>>()` on the inner
-//! `anyhow::Error` finds it.
+//! `anyhow::Error` finds it, and `{:#}` prints its causes.
 //!
 //! Classification looks at the head only (the status, `401` by default):
 //! a `reqwest::Response` cannot be put back together once its body is read.
@@ -36,8 +39,8 @@ use http::{Extensions, StatusCode};
 use reqwest::{Request, Response};
 use reqwest_middleware::{Middleware, Next};
 
-use super::{Bearer, Inject, InvalidToken, SkipAuth};
-use crate::Handle;
+use super::{Bearer, Inject, InvalidToken, NotRetried, RetriesExhausted, SkipAuth};
+use crate::{Error, Handle};
 
 type Rejects = Arc<dyn Fn(&Response) -> bool + Send + Sync>;
 
@@ -124,14 +127,21 @@ where
                     "token rejected; the body cannot be sent again"
                 );
                 self.handle.invalidate(ticket.generation());
+                let mut response = response;
+                response.extensions_mut().insert(NotRetried);
                 return Ok(response);
             };
             tracing::debug!(generation, send, "token rejected; sending again");
-            ticket = self
-                .handle
-                .reject(ticket)
-                .await
-                .map_err(reqwest_middleware::Error::middleware)?;
+            // Kept while the handle answers: the caller's if it was the last send.
+            ticket = match self.handle.reject(ticket).await {
+                Ok(next) => next,
+                Err(Error::AuthRejected { sends }) => {
+                    let mut response = response;
+                    response.extensions_mut().insert(RetriesExhausted { sends });
+                    return Ok(response);
+                }
+                Err(e) => return Err(reqwest_middleware::Error::middleware(e)),
+            };
             request = again;
         }
     }

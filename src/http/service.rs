@@ -11,9 +11,9 @@ use tracing::Instrument;
 use super::replay::replay;
 use super::{
     AuthError, Bearer, Classify, Inject, NotRetried, RejectOnStatus, ReplayBody, ResponseFuture,
-    SkipAuth, Verdict,
+    RetriesExhausted, SkipAuth, Verdict,
 };
-use crate::Handle;
+use crate::{Error, Handle};
 
 /// Puts the token on every request to `S` and sends a rejected request
 /// again with the next one. Made by [`AuthLayer`](super::AuthLayer).
@@ -157,8 +157,9 @@ where
     ///
     /// Each rejection goes to the handle, which answers with the token to
     /// send next: one refresh per generation however many requests report
-    /// it, the current token for a stale rejection, and
-    /// `AuthRejected` once the request's sends are spent (S2, S4).
+    /// it, the current token for a stale rejection, and `AuthRejected`
+    /// once the request's sends are spent (S2, S4): then the caller gets
+    /// the last rejection, as tower's retry hands back its last response.
     async fn run<ReqB, ResB>(
         mut self,
         mut request: Request<ReqB>,
@@ -211,10 +212,24 @@ where
                 return Ok(response);
             };
             tracing::debug!(generation, send, "token rejected; sending again");
-            ticket = self.handle.reject(ticket).await.map_err(|e| {
-                tracing::debug!(error = %DisplayError(&e), "no token to send the request again with");
-                AuthError::Token(e)
-            })?;
+            // The rejection is kept while the handle answers: if this was
+            // the request's last send, it is what the caller gets.
+            ticket = match self.handle.reject(ticket).await {
+                Ok(next) => next,
+                Err(Error::AuthRejected { sends }) => {
+                    tracing::debug!(
+                        sends,
+                        "token rejected on every send; the caller gets the last rejection"
+                    );
+                    let mut response = response;
+                    response.extensions_mut().insert(RetriesExhausted { sends });
+                    return Ok(response);
+                }
+                Err(e) => {
+                    tracing::debug!(error = %DisplayError(&e), "no token to send the request again with");
+                    return Err(AuthError::Token(e));
+                }
+            };
             request = next;
         }
     }
@@ -226,7 +241,6 @@ struct DisplayError<'a, E>(&'a crate::HandleError<E>);
 
 impl<E> fmt::Display for DisplayError<'_, E> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        use crate::Error;
         match self.0 {
             Error::RefreshUnavailable(_) => f.write_str("token refresh is failing"),
             Error::LoginRequired(_) => {

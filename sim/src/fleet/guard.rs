@@ -5,7 +5,7 @@
 //! store operation or call it is waiting for; the transitions follow the
 //! real one line for line (see `Fleet::guard_step`).
 
-use tokenflight::RefreshId;
+use tokenflight::core::RefreshId;
 
 use super::store::Rec;
 

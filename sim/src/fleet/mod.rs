@@ -1,5 +1,5 @@
 //! A fleet of processes on one credential: each process drives its own
-//! real [`tokenflight::Core`] with many clients; with a store, every
+//! real [`tokenflight::core::Core`] with many clients; with a store, every
 //! refresh goes through the guard's protocol (`tokenflight::store::Guard`,
 //! modelled step for step in `fleet/guard.rs`) over a shared
 //! simulated store with latency, faults and an outage; holders are paused

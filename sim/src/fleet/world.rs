@@ -1,4 +1,4 @@
-//! The fleet world: M processes, each with its own real [`tokenflight::Core`]
+//! The fleet world: M processes, each with its own real [`tokenflight::core::Core`]
 //! (driven as `flight.rs` drives it, watched by its own `Recorder`), one
 //! shared simulated store, one token server, one event queue. A paused
 //! process does nothing until it resumes (the events meant for it wait);
@@ -7,9 +7,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use tokenflight::check::Recorder;
-use tokenflight::{
-    Action, Error, Fresh, Lease, Next, RefreshError, RefreshId, RequestId, Timestamp,
-};
+use tokenflight::core::{Action, Lease, Next, RefreshId, RequestId};
+use tokenflight::{Error, Fresh, RefreshError, Timestamp};
 
 use super::check::{Books, Cause, ServerCall};
 use super::guard::{

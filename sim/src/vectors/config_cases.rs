@@ -4,7 +4,8 @@
 use std::time::Duration;
 
 use serde_json::Value;
-use tokenflight::{Config, Core};
+use tokenflight::core::Core;
+use tokenflight::Config;
 
 use crate::{oracle, script};
 

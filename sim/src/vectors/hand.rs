@@ -7,10 +7,8 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokenflight::{
-    Action, Config, Core, Fresh, Generation, Lease, Next, RefreshError, RefreshId, RequestId,
-    Timestamp,
-};
+use tokenflight::core::{Action, Core, Lease, Next, RefreshId, RequestId};
+use tokenflight::{Config, Fresh, Generation, RefreshError, Timestamp};
 
 use crate::script::{self, Input, RefreshResult};
 

@@ -82,7 +82,7 @@ fn async_run() -> Vec<(Timestamp, Event)> {
                 if accepted {
                     Reply::Done(())
                 } else {
-                    Reply::Rejected
+                    Reply::Rejected(())
                 }
             }
         }))
@@ -170,7 +170,7 @@ fn the_checker_bites_on_a_doctored_handle_history() {
         (
             at,
             Event::RefreshStarted {
-                attempt: tokenflight::RefreshId(99),
+                attempt: tokenflight::core::RefreshId(99),
             },
         ),
     );
@@ -220,7 +220,7 @@ fn an_observed_blocking_handle_breaks_no_rule() {
             if *token >= cutoff.load(Ordering::SeqCst) {
                 Reply::Done(())
             } else {
-                Reply::Rejected
+                Reply::Rejected(())
             }
         })
     };
