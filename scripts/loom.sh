@@ -17,7 +17,7 @@ export CARGO_TARGET_DIR="${LOOM_TARGET_DIR:-target/loom}"
 
 log="$(mktemp)"
 trap 'rm -f "$log"' EXIT
-cargo test --release --test loom -- --test-threads=2 "$@" 2>&1 | tee "$log"
+cargo test --release --features observe --test loom -- --test-threads=2 "$@" 2>&1 | tee "$log"
 
 passed="$(sed -n 's/^test result: ok\. \([0-9]\+\) passed.*/\1/p' "$log" | tail -1)"
 if [[ -z "$passed" || "$passed" -eq 0 ]]; then

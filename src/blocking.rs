@@ -19,7 +19,7 @@ use crate::front::{
     self, Asked, Board, Driving, Fault, HandleError, Place, Published, Refresh, Reply, Status,
     Ticket,
 };
-use crate::sync::{Condvar, Mutex, SnapshotCell};
+use crate::sync::{self, Condvar, Mutex, SnapshotCell};
 use crate::{
     BuildError, Clock, Config, Error, Fresh, Generation, RefreshError, RefreshId, Stats, Timestamp,
 };
@@ -105,6 +105,8 @@ pub struct Builder<T, E> {
     refresher: Refresher<T, E>,
     config: Config,
     clock: Option<Clock>,
+    #[cfg(feature = "mutants")]
+    core_mutant: Option<crate::core::Mutant>,
     #[cfg(feature = "observe")]
     observer: Option<front::observe::Report>,
 }
@@ -132,6 +134,15 @@ where
     /// Where time comes from ([`Clock::system`] if not set).
     pub fn clock(mut self, clock: Clock) -> Self {
         self.clock = Some(clock);
+        self
+    }
+
+    /// A handle whose core has a planted bug, for showing that the
+    /// checkers of the handles catch it.
+    #[cfg(feature = "mutants")]
+    #[doc(hidden)]
+    pub fn core_mutant(mut self, mutant: crate::core::Mutant) -> Self {
+        self.core_mutant = Some(mutant);
         self
     }
 
@@ -181,6 +192,10 @@ where
         let clock = self.clock.unwrap_or_else(Clock::system);
         #[allow(unused_mut)]
         let mut board = Board::new(self.config, clock.clone())?;
+        #[cfg(feature = "mutants")]
+        if let Some(mutant) = self.core_mutant {
+            board.core.plant(mutant);
+        }
         #[cfg(feature = "observe")]
         let observer = self.observer.map(|report| {
             let observer = Arc::new(front::observe::Observer::new(report, clock.clone()));
@@ -238,6 +253,8 @@ where
             refresher: Box::new(refresher),
             config: Config::default(),
             clock: None,
+            #[cfg(feature = "mutants")]
+            core_mutant: None,
             #[cfg(feature = "observe")]
             observer: None,
         }
@@ -615,7 +632,7 @@ struct Call {
 /// so the token endpoint never sees two of this handle's at once (S1), and
 /// no request ever runs the refresher (a request that finds a usable token
 /// never waits for a refresh ahead of expiry). It ends when the handle goes.
-struct Worker(std::sync::mpsc::Sender<Call>);
+struct Worker(sync::Sender<Call>);
 
 impl Worker {
     fn start<T, E>(shared: std::sync::Weak<Shared<T, E>>) -> Self
@@ -623,26 +640,22 @@ impl Worker {
         T: Send + Sync + 'static,
         E: Send + Sync + 'static,
     {
-        let (tx, rx) = std::sync::mpsc::channel::<Call>();
-        std::thread::Builder::new()
-            .name("tokenflight-refresh".into())
-            .spawn(move || {
-                while let Ok(call) = rx.recv() {
-                    let Some(shared) = shared.upgrade() else {
-                        return;
-                    };
-                    tracing::dispatcher::with_default(&call.dispatch, || {
-                        shared.make_call(call.attempt);
-                    });
-                }
-            })
-            .expect("the refresher's thread could not be started");
+        let (tx, rx) = sync::channel::<Call>();
+        sync::spawn_thread("tokenflight-refresh", move || {
+            while let Some(call) = rx.recv() {
+                let Some(shared) = shared.upgrade() else {
+                    return;
+                };
+                tracing::dispatcher::with_default(&call.dispatch, || {
+                    shared.make_call(call.attempt);
+                });
+            }
+        });
         Worker(tx)
     }
 
     fn send(&self, call: Call) {
-        // The thread ends only when the handle goes, with this sender.
-        let _ = self.0.send(call);
+        self.0.send(call);
     }
 }
 
@@ -697,9 +710,19 @@ where
                 after.run(self);
                 return;
             }
-            state.board.refresh_context()
+            // Decided here, under the lock: observed started in the order
+            // of the core's decisions.
+            #[cfg(feature = "observe")]
+            let decided = self
+                .observer
+                .as_ref()
+                .map(|o| o.call_decided(state.board.core.now(), attempt));
+            #[cfg(not(feature = "observe"))]
+            let decided = None::<()>;
+            (state.board.refresh_context(), decided)
         };
-        let result = self.run_refresher(attempt, context);
+        let (context, decided) = context;
+        let result = self.run_refresher(decided, context);
         let now = self.clock.now();
         let mut state = self.state.lock();
         state.board.refreshed(now, attempt, result);
@@ -713,14 +736,13 @@ where
     /// failure, and when the retries run out every waiter gets the error.
     fn run_refresher(
         &self,
-        attempt: RefreshId,
+        #[cfg(feature = "observe")] call: Option<front::observe::CallGuard>,
+        #[cfg(not(feature = "observe"))] call: Option<()>,
         context: Refresh<T>,
     ) -> Result<Fresh<T>, RefreshError<Fault<E>>> {
         let _driving = Driving::enter(std::ptr::from_ref(self) as usize);
-        #[cfg(feature = "observe")]
-        let call = self.observer.as_ref().map(|o| o.call(attempt));
         #[cfg(not(feature = "observe"))]
-        let _ = attempt;
+        let _ = call;
         let result = panic::catch_unwind(AssertUnwindSafe(|| (self.refresher)(context)));
         // A call that panicked ended without an answer: its guard reports
         // it dropped.

@@ -13,6 +13,12 @@
 //! every request outstanding when the faults heal ends within a bounded
 //! virtual time.
 //!
+//! The real async handle ([`tokenflight::Handle`]) runs in the same world
+//! ([`run_handle`]): on the lab's deterministic executor, with the world's
+//! virtual time as its clock and timer, the world's token endpoint as its
+//! refresher, and judged by the same `Monitor` from the events the handle
+//! itself reports.
+//!
 //! There are no threads, no sleeping and no clock reads in a run: events
 //! come out of a queue earliest first (ties in the order they were
 //! scheduled), and every random choice comes from the seed, so a seed
@@ -21,6 +27,7 @@
 mod fast_script;
 pub mod fleet;
 pub mod flight;
+pub mod handle;
 pub mod html;
 pub mod itf;
 pub mod judge;
@@ -40,6 +47,7 @@ pub mod vectors;
 pub mod world;
 
 pub use flight::{SimCore, SimError, Tok};
+pub use handle::Planted;
 pub use report::{Finding, Stats};
 pub use scenario::Scenario;
 pub use world::{AlgoReport, Outcome, RunOptions};
@@ -60,6 +68,20 @@ pub fn run_tokenflight_with(
     let core = make(sc.core.config(sc.seed));
     let tracing = opts.trace.is_some();
     world::run(sc, flight::Flight::new(core, tracing), opts)
+}
+
+/// Runs the real async handle ([`tokenflight::Handle`]) on `sc`, on the
+/// lab's deterministic executor with the world's virtual time.
+pub fn run_handle(sc: &Scenario, opts: RunOptions) -> AlgoReport {
+    run_handle_with(sc, opts, Planted::default())
+}
+
+/// Runs the real async handle with bugs planted in it (with the `mutants`
+/// feature; without it, asking for one panics).
+pub fn run_handle_with(sc: &Scenario, opts: RunOptions, planted: Planted) -> AlgoReport {
+    let tracing = opts.trace.is_some();
+    let handle = handle::HandleFlight::new(sc.core.config(sc.seed), planted, tracing);
+    world::run(sc, handle, opts)
 }
 
 /// Runs the recipe port on `sc`.

@@ -58,8 +58,9 @@ struct Cli {
     /// saved scenario).
     #[arg(long, value_name = "FILE", conflicts_with_all = ["seeds", "drawn"])]
     scenario: Option<PathBuf>,
-    /// Which algorithms to run.
-    #[arg(long, value_enum, default_value_t = Algo::Both)]
+    /// Which algorithms to run (a swarm runs the core and the handle, or
+    /// the one named).
+    #[arg(long, value_enum, default_value_t = Algo::All)]
     algo: Algo,
     /// Write the event trace as JSON lines to FILE (one run; with both
     /// algorithms, tokenflight's lines come first).
@@ -81,6 +82,11 @@ struct Cli {
     /// Drive a core with this planted bug (needs `--features mutants`).
     #[arg(long, value_name = "NAME")]
     mutant: Option<String>,
+    /// Plant this bug in the real handle's own driving code (needs
+    /// `--features mutants`; DropTimedOutCall, StartBesideOutstandingCall,
+    /// ForgetToWakeRound, ReportUnderLock).
+    #[arg(long, value_name = "NAME")]
+    handle_mutant: Option<String>,
     /// When tokenflight fails, shrink the failing run and save it as
     /// `sim/regressions/NAME.json`.
     #[arg(long, value_name = "NAME")]
@@ -127,11 +133,33 @@ enum Command {
     },
 }
 
+/// Which algorithms a run (or a swarm) drives.
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
 enum Algo {
-    Both,
+    /// The core, the real handle and the recipe (a swarm: the core and the
+    /// handle).
+    #[value(alias = "both")]
+    All,
+    /// The core, through the simulator's own driver.
     Tokenflight,
+    /// The real async handle, on the lab.
+    Handle,
+    /// The recipe alone.
     Recipe,
+}
+
+impl Algo {
+    fn core(self) -> bool {
+        matches!(self, Algo::All | Algo::Tokenflight)
+    }
+
+    fn handle(self) -> bool {
+        matches!(self, Algo::All | Algo::Handle)
+    }
+
+    fn recipe(self) -> bool {
+        matches!(self, Algo::All | Algo::Recipe)
+    }
 }
 
 fn main() -> ExitCode {
@@ -172,9 +200,10 @@ fn run(cli: Cli) -> Res<ExitCode> {
         return fleet_report::swarm(a, b, cli.fleet_bug.as_deref());
     }
     let make = swarm::core_maker(cli.mutant.as_deref())?;
+    let planted = swarm::planted(cli.mutant.as_deref(), cli.handle_mutant.as_deref())?;
     if let Some(range) = &cli.seeds {
         let (a, b) = parse_range(range)?;
-        return swarm_run(&cli, a, b, &make);
+        return swarm_run(&cli, a, b, &make, planted);
     }
     let (sc, shape) = scenario(&cli)?;
     let opts_for = |name: &str| -> Res<RunOptions> {
@@ -183,7 +212,14 @@ fn run(cli: Cli) -> Res<ExitCode> {
             opts.timeline = Some(html::window(&sc));
         }
         if let Some(path) = &cli.trace {
-            let file = if name == "tokenflight" || cli.algo != Algo::Both {
+            let first = if cli.algo.core() {
+                "tokenflight"
+            } else if cli.algo.handle() {
+                "handle"
+            } else {
+                "recipe"
+            };
+            let file = if name == first {
                 File::create(path)?
             } else {
                 File::options().append(true).open(path)?
@@ -194,19 +230,47 @@ fn run(cli: Cli) -> Res<ExitCode> {
     };
     let started = wall_clock();
     let mut reports: Vec<AlgoReport> = Vec::new();
-    if cli.algo != Algo::Recipe {
-        let opts = opts_for("tokenflight")?;
-        reports.push(tokenflight_sim::run_tokenflight_with(&sc, opts, &make));
+    // Each path's own simulated requests per second of wall time.
+    let mut rates: Vec<(&'static str, u64, f64)> = Vec::new();
+    let mut timed = |reports: &mut Vec<AlgoReport>, run: &dyn Fn() -> Res<AlgoReport>| {
+        let t0 = wall_clock();
+        let report = run()?;
+        let secs = wall_clock().saturating_sub(t0).as_secs_f64();
+        rates.push((report.algorithm, report.stats.requests, secs));
+        reports.push(report);
+        Res::Ok(())
+    };
+    if cli.algo.core() {
+        timed(&mut reports, &|| {
+            Ok(tokenflight_sim::run_tokenflight_with(
+                &sc,
+                opts_for("tokenflight")?,
+                &make,
+            ))
+        })?;
     }
-    if cli.algo != Algo::Tokenflight {
-        let opts = opts_for("recipe")?;
-        reports.push(tokenflight_sim::run_recipe(&sc, opts));
+    if cli.algo.handle() {
+        timed(&mut reports, &|| {
+            Ok(tokenflight_sim::run_handle_with(
+                &sc,
+                opts_for("handle")?,
+                planted,
+            ))
+        })?;
+    }
+    if cli.algo.recipe() {
+        timed(&mut reports, &|| {
+            Ok(tokenflight_sim::run_recipe(&sc, opts_for("recipe")?))
+        })?;
     }
     let wall = wall_clock().saturating_sub(started).as_secs_f64();
     let simulated: u64 = reports.iter().map(|r| r.stats.requests).sum();
     let throughput = simulated as f64 / wall.max(1e-9);
-    let flight = reports.iter().find(|r| r.algorithm == "tokenflight");
-    let failed = flight.is_some_and(|r| r.violation_count() > 0);
+    let broken: Vec<&AlgoReport> = reports
+        .iter()
+        .filter(|r| r.algorithm != "recipe" && r.violation_count() > 0)
+        .collect();
+    let failed = !broken.is_empty();
 
     let html_path = if cli.no_html {
         None
@@ -247,7 +311,7 @@ fn run(cli: Cli) -> Res<ExitCode> {
             for f in r
                 .violations
                 .iter()
-                .take(if r.algorithm == "tokenflight" { 10 } else { 3 })
+                .take(if r.algorithm == "recipe" { 3 } else { 10 })
             {
                 println!(
                     "  {} {} [{}] at {:.3} ms: {}",
@@ -260,6 +324,12 @@ fn run(cli: Cli) -> Res<ExitCode> {
             "simulated {simulated} requests in {wall:.2} s of wall time: {:.2} M requests/s",
             throughput / 1e6
         );
+        for (algorithm, requests, secs) in &rates {
+            println!(
+                "  {algorithm}: {requests} requests in {secs:.2} s: {:.2} M requests/s",
+                *requests as f64 / secs.max(1e-9) / 1e6
+            );
+        }
         if let Some(p) = &html_path {
             println!("HTML report: {}", absolute(p).display());
         }
@@ -269,12 +339,24 @@ fn run(cli: Cli) -> Res<ExitCode> {
         && !cli.json
         && fleet_report::default_table(cli.seed);
     if failed {
-        let replay = swarm::replay_command(&sc, shape, cli.max_requests, cli.mutant.as_deref());
-        eprintln!(
-            "tokenflight broke the contract on seed {}; replay: {replay}",
-            sc.seed
-        );
-        if let Some(name) = &cli.save_regression {
+        for r in &broken {
+            let mut replay = swarm::replay_command_for(
+                &sc,
+                shape,
+                cli.max_requests,
+                cli.mutant.as_deref(),
+                r.algorithm,
+            );
+            if let (Some(m), "handle") = (&cli.handle_mutant, r.algorithm) {
+                replay = swarm::with_handle_mutant(&replay, m);
+            }
+            eprintln!(
+                "{} broke the contract on seed {}; replay: {replay}",
+                r.algorithm, sc.seed
+            );
+        }
+        let core_broke = broken.iter().any(|r| r.algorithm == "tokenflight");
+        if let (Some(name), true) = (&cli.save_regression, core_broke) {
             let path = swarm::shrink_and_save(&sc, name, cli.mutant.as_deref(), &make)?;
             eprintln!("shrunk and saved: {}", path.display());
         }
@@ -340,16 +422,35 @@ fn scenario(cli: &Cli) -> Res<(Scenario, Shape)> {
     Ok((sc, shape))
 }
 
-fn swarm_run(cli: &Cli, a: u64, b: u64, make: &swarm::Maker) -> Res<ExitCode> {
+fn swarm_run(
+    cli: &Cli,
+    a: u64,
+    b: u64,
+    make: &swarm::Maker,
+    planted: tokenflight_sim::Planted,
+) -> Res<ExitCode> {
     let started = wall_clock();
-    let outcome = swarm::run(a..b, cli.max_requests, make, cli.mutant.as_deref(), true);
+    let mutant = cli.mutant.as_deref();
+    let mut outcome = swarm::SwarmOutcome::default();
+    if cli.algo != Algo::Handle {
+        outcome.absorb(swarm::run(a..b, cli.max_requests, make, mutant, true));
+    }
+    if cli.algo.handle() {
+        let handle = swarm::run_handle(a..b, cli.max_requests, planted, true);
+        outcome.absorb(handle);
+    }
     let wall = wall_clock().saturating_sub(started).as_secs_f64();
     let rate = outcome.requests as f64 / wall.max(1e-9);
     if cli.json {
         println!("{}", serde_json::to_string_pretty(&outcome)?);
     } else {
         println!(
-            "swarm: {} seeds, {} requests, {} failing; {:.2} M requests/s",
+            "swarm{}: {} seeds, {} requests, {} failing; {:.2} M requests/s",
+            match cli.algo {
+                Algo::All => " (core and handle)",
+                Algo::Handle => " (handle)",
+                _ => " (core)",
+            },
             outcome.seeds,
             outcome.requests,
             outcome.failures.len(),
@@ -357,10 +458,17 @@ fn swarm_run(cli: &Cli, a: u64, b: u64, make: &swarm::Maker) -> Res<ExitCode> {
         );
     }
     for f in &outcome.failures {
-        eprintln!("seed {} broke {}: {}", f.seed, f.rule, f.detail);
+        eprintln!(
+            "{} seed {} broke {}: {}",
+            f.algorithm, f.seed, f.rule, f.detail
+        );
         eprintln!("  replay: {}", f.replay);
     }
-    if let (Some(first), Some(name)) = (outcome.failures.first(), &cli.save_regression) {
+    let first_core = outcome
+        .failures
+        .iter()
+        .find(|f| f.algorithm == "tokenflight");
+    if let (Some(first), Some(name)) = (first_core, &cli.save_regression) {
         let sc = Scenario::draw(first.seed, cli.max_requests);
         let path = swarm::shrink_and_save(&sc, name, cli.mutant.as_deref(), make)?;
         eprintln!("shrunk and saved: {}", path.display());

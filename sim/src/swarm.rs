@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 use tokenflight::Config;
 
 use crate::flight::SimCore;
+use crate::handle::Planted;
 use crate::scenario::{Scenario, ScenarioError};
 use crate::world::{AlgoReport, RunOptions};
 
@@ -68,12 +69,24 @@ fn mutant_maker(_: &str) -> Result<Box<Maker>, String> {
     Err("--mutant needs a build with `--features mutants`".into())
 }
 
-/// The one-line command that replays a run.
+/// The one-line command that replays a run of the core.
 pub fn replay_command(
     sc: &Scenario,
     shape: Shape,
     max_requests: u64,
     mutant: Option<&str>,
+) -> String {
+    replay_command_for(sc, shape, max_requests, mutant, "tokenflight")
+}
+
+/// The one-line command that replays a run of `algorithm` (`tokenflight`,
+/// the core, or `handle`).
+pub fn replay_command_for(
+    sc: &Scenario,
+    shape: Shape,
+    max_requests: u64,
+    mutant: Option<&str>,
+    algorithm: &str,
 ) -> String {
     let features = if mutant.is_some() {
         " --features mutants"
@@ -100,13 +113,16 @@ pub fn replay_command(
     if let Some(m) = mutant {
         cmd.push_str(&format!(" --mutant {m}"));
     }
-    cmd.push_str(" --algo tokenflight");
+    cmd.push_str(" --algo ");
+    cmd.push_str(algorithm);
     cmd
 }
 
 /// One failing seed of a swarm.
 #[derive(Debug, Clone, Serialize)]
 pub struct SwarmFailure {
+    /// Which path failed: `tokenflight` (the core) or `handle`.
+    pub algorithm: &'static str,
     /// The seed.
     pub seed: u64,
     /// The first rule it broke.
@@ -118,7 +134,7 @@ pub struct SwarmFailure {
 }
 
 /// What a swarm found.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Default, Serialize)]
 pub struct SwarmOutcome {
     /// Seeds run.
     pub seeds: u64,
@@ -126,6 +142,15 @@ pub struct SwarmOutcome {
     pub requests: u64,
     /// The failing seeds.
     pub failures: Vec<SwarmFailure>,
+}
+
+impl SwarmOutcome {
+    /// Adds another path's swarm over the same seeds.
+    pub fn absorb(&mut self, other: SwarmOutcome) {
+        self.seeds = self.seeds.max(other.seeds);
+        self.requests += other.requests;
+        self.failures.extend(other.failures);
+    }
 }
 
 /// Runs tokenflight (made by `make`, with planted bug `mutant` if any, for
@@ -137,6 +162,103 @@ pub fn run(
     make: &Maker,
     mutant: Option<&str>,
     progress: bool,
+) -> SwarmOutcome {
+    let run = |sc: &Scenario| crate::run_tokenflight_with(sc, RunOptions::default(), make);
+    swarm_of(seeds, max_requests, mutant, progress, &run)
+}
+
+/// Runs the real handle (with core bug `planted`, named `mutant` for the
+/// replay line) on the drawn scenario of every seed in `seeds`.
+pub fn run_handle(
+    seeds: Range<u64>,
+    max_requests: u64,
+    planted: Planted,
+    progress: bool,
+) -> SwarmOutcome {
+    let run = |sc: &Scenario| crate::run_handle_with(sc, RunOptions::default(), planted);
+    #[cfg(feature = "mutants")]
+    let core = planted.core.map(|m| format!("{m:?}"));
+    #[cfg(not(feature = "mutants"))]
+    let core: Option<String> = None;
+    #[allow(unused_mut)]
+    let mut out = swarm_of(seeds, max_requests, core.as_deref(), progress, &run);
+    #[cfg(feature = "mutants")]
+    if let Some(m) = planted.handle {
+        for f in &mut out.failures {
+            f.replay = with_handle_mutant(&f.replay, &format!("{m:?}"));
+        }
+    }
+    out
+}
+
+/// A replay command with the handle's own planted bug `name` added.
+pub fn with_handle_mutant(replay: &str, name: &str) -> String {
+    let mut cmd = if replay.contains("--features mutants") {
+        replay.to_string()
+    } else {
+        replay.replacen(
+            "-p tokenflight-sim",
+            "-p tokenflight-sim --features mutants",
+            1,
+        )
+    };
+    cmd.push_str(" --handle-mutant ");
+    cmd.push_str(name);
+    cmd
+}
+
+/// What `--mutant CORE` and `--handle-mutant HANDLE` plant in the handle.
+///
+/// # Errors
+///
+/// An unknown name, or a planted bug asked for in a build without the
+/// `mutants` feature.
+#[cfg(feature = "mutants")]
+pub fn planted(core: Option<&str>, handle: Option<&str>) -> Result<Planted, String> {
+    fn named<M: std::fmt::Debug + Copy>(
+        kind: &str,
+        all: &[M],
+        name: Option<&str>,
+    ) -> Result<Option<M>, String> {
+        let Some(name) = name else {
+            return Ok(None);
+        };
+        let found = all.iter().copied().find(|m| format!("{m:?}") == name);
+        found.map(Some).ok_or_else(|| {
+            let names: Vec<String> = all.iter().map(|m| format!("{m:?}")).collect();
+            format!("unknown {kind} {name:?}; one of {}", names.join(", "))
+        })
+    }
+    Ok(Planted {
+        core: named("mutant", &tokenflight::core::Mutant::ALL, core)?,
+        handle: named(
+            "handle mutant",
+            &tokenflight::check::HandleMutant::ALL,
+            handle,
+        )?,
+    })
+}
+
+/// What `--mutant CORE` and `--handle-mutant HANDLE` plant in the handle:
+/// nothing, in a build without the `mutants` feature.
+///
+/// # Errors
+///
+/// A planted bug asked for.
+#[cfg(not(feature = "mutants"))]
+pub fn planted(core: Option<&str>, handle: Option<&str>) -> Result<Planted, String> {
+    match (core, handle) {
+        (None, None) => Ok(Planted::default()),
+        _ => Err("--mutant and --handle-mutant need a build with `--features mutants`".into()),
+    }
+}
+
+fn swarm_of(
+    seeds: Range<u64>,
+    max_requests: u64,
+    mutant: Option<&str>,
+    progress: bool,
+    run: &dyn Fn(&Scenario) -> AlgoReport,
 ) -> SwarmOutcome {
     let bar = if progress {
         let bar = indicatif::ProgressBar::new(seeds.end - seeds.start);
@@ -158,15 +280,16 @@ pub fn run(
     };
     for seed in seeds {
         let sc = Scenario::draw(seed, max_requests);
-        let r = crate::run_tokenflight_with(&sc, RunOptions::default(), make);
+        let r = run(&sc);
         out.seeds += 1;
         out.requests += r.stats.requests;
         if let Some((rule, detail)) = first_failure(&r) {
             out.failures.push(SwarmFailure {
+                algorithm: r.algorithm,
                 seed,
                 rule,
                 detail,
-                replay: replay_command(&sc, Shape::Drawn, max_requests, mutant),
+                replay: replay_command_for(&sc, Shape::Drawn, max_requests, mutant, r.algorithm),
             });
             bar.set_message(out.failures.len().to_string());
         }

@@ -466,26 +466,27 @@ fn judge_line(v: &Value) -> Option<String> {
 
 /// The simulator's runs, written out and judged by the command: the
 /// recipe's history breaks the rules its own checker counted (double
-/// refreshes, hung and stale requests), tokenflight's breaks none.
+/// refreshes, hung and stale requests), the core's and the real handle's
+/// (the events the handle reported itself) break none.
 #[test]
 fn the_command_judges_the_simulated_recipe_and_core() {
-    use tokenflight_sim::{run_recipe, run_tokenflight, RunOptions, Scenario};
+    use tokenflight_sim::{run_handle, run_recipe, run_tokenflight, RunOptions, Scenario};
 
     let dir = std::env::temp_dir().join(format!("tokenflight-judge-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let mut recipe_broke = std::collections::BTreeSet::new();
     for seed in 0..6 {
         let sc = Scenario::draw(seed, 800);
-        for algo in ["recipe", "tokenflight"] {
+        for algo in ["recipe", "tokenflight", "handle"] {
             let path = dir.join(format!("{seed}-{algo}.jsonl"));
             let opts = RunOptions {
                 trace: Some(Box::new(std::fs::File::create(&path).unwrap())),
                 timeline: None,
             };
-            let report = if algo == "recipe" {
-                run_recipe(&sc, opts)
-            } else {
-                run_tokenflight(&sc, opts)
+            let report = match algo {
+                "recipe" => run_recipe(&sc, opts),
+                "handle" => run_handle(&sc, opts),
+                _ => run_tokenflight(&sc, opts),
             };
             let limits = if algo == "recipe" {
                 Limits::unbounded()
@@ -517,8 +518,8 @@ fn the_command_judges_the_simulated_recipe_and_core() {
                     recipe_broke.insert(name);
                 }
             }
-            if algo == "tokenflight" {
-                assert_eq!(code, 0, "seed {seed}: {verdict}");
+            if algo != "recipe" {
+                assert_eq!(code, 0, "seed {seed}, {algo}: {verdict}");
             }
         }
     }

@@ -210,6 +210,12 @@ impl<T, E> Core<T, E> {
         Ok(core)
     }
 
+    /// Plants `mutant` in a core already built (the handles' builders).
+    #[cfg(feature = "mutants")]
+    pub(crate) fn plant(&mut self, mutant: Mutant) {
+        self.mutant = Some(mutant);
+    }
+
     fn is(&self, mutant: Mutant) -> bool {
         cfg!(feature = "mutants") && self.mutant == Some(mutant)
     }

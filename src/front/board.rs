@@ -133,6 +133,8 @@ pub(crate) struct Board<T, E, W> {
     current: Option<(Arc<T>, Generation)>,
     /// The refresh credential that came with the latest token that had one.
     credential: Option<Credential>,
+    /// What the call out presented, if one is out.
+    presented: Option<Option<Credential>>,
     /// An observed handle's history of this board's steps.
     #[cfg(feature = "observe")]
     watch: Option<super::watch::Watch>,
@@ -188,6 +190,7 @@ impl<T, E, W> Board<T, E, W> {
             notes: Vec::new(),
             current: None,
             credential: None,
+            presented: None,
             #[cfg(feature = "observe")]
             watch: None,
             #[cfg(tokenflight_loom)]
@@ -284,6 +287,12 @@ impl<T, E, W> Board<T, E, W> {
         let adopted = generation != before;
         if adopted {
             self.adopted(credential);
+        } else if credential.is_some() && self.presented.take() == Some(self.credential.clone()) {
+            // A token the core could not use (expired on arrival, or a late
+            // answer it ignored) still rotated the refresh credential: the
+            // one this call presented is spent and is still the one held
+            // (no login replaced it meanwhile), so the next call needs this.
+            self.credential = credential;
         }
         let (attempt, generation) = (attempt.0, generation.0);
         self.notes.push(match (in_flight, adopted) {
@@ -350,7 +359,8 @@ impl<T, E, W> Board<T, E, W> {
 
     /// What the refresher is told when the call the core has started is
     /// made.
-    pub(crate) fn refresh_context(&self) -> Refresh<T> {
+    pub(crate) fn refresh_context(&mut self) -> Refresh<T> {
+        self.presented = Some(self.credential.clone());
         let generation = self.core.generation();
         Refresh {
             current: self

@@ -121,10 +121,16 @@ impl Observer {
         std::mem::forget(reporting);
     }
 
-    /// The refresher call `attempt` is being made: reports it, and returns
-    /// the guard that reports how it ends.
-    pub(crate) fn call(self: &Arc<Self>, attempt: RefreshId) -> CallGuard {
-        self.report_now(Event::RefreshStarted { attempt });
+    /// The refresher call `attempt` is decided, under the handle's lock, at
+    /// `at`: queued as started there, with the step's other events, so the
+    /// history has it in the order of the core's decisions (a login that
+    /// supersedes it a moment later, before the refresher has even run,
+    /// comes after it, as it would after a call already on the wire).
+    /// Returns the guard that reports how the call ends.
+    pub(crate) fn call_decided(self: &Arc<Self>, at: Timestamp, attempt: RefreshId) -> CallGuard {
+        self.outbox
+            .lock()
+            .push(at, Event::RefreshStarted { attempt });
         CallGuard {
             observer: Arc::clone(self),
             attempt,

@@ -41,6 +41,8 @@ pub struct Builder<T, E> {
     mutant: Option<super::Mutant>,
     #[cfg(tokenflight_loom)]
     late_publish: bool,
+    #[cfg(feature = "mutants")]
+    core_mutant: Option<crate::core::Mutant>,
 }
 
 impl<T, E> std::fmt::Debug for Builder<T, E> {
@@ -72,6 +74,8 @@ where
             mutant: None,
             #[cfg(tokenflight_loom)]
             late_publish: false,
+            #[cfg(feature = "mutants")]
+            core_mutant: None,
         }
     }
 
@@ -185,6 +189,15 @@ where
         self
     }
 
+    /// A handle whose core has a planted bug, for showing that the
+    /// checkers of the handles catch it.
+    #[cfg(feature = "mutants")]
+    #[doc(hidden)]
+    pub fn core_mutant(mut self, mutant: crate::core::Mutant) -> Self {
+        self.core_mutant = Some(mutant);
+        self
+    }
+
     /// The handle.
     ///
     /// # Errors
@@ -212,6 +225,10 @@ where
         #[cfg(tokenflight_loom)]
         if self.late_publish {
             board.late_publish = Some(None);
+        }
+        #[cfg(feature = "mutants")]
+        if let Some(mutant) = self.core_mutant {
+            board.core.plant(mutant);
         }
         let refresher = self.refresher;
         let shared = Arc::new_cyclic(|this: &Weak<Shared<T, E>>| Shared {

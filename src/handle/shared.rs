@@ -133,6 +133,8 @@ impl<T, E> State<T, E> {
         Work {
             refresh,
             context,
+            #[cfg(feature = "observe")]
+            decided: None,
             timer: self.timer.take_out(),
             timer_broken: self.timer_broken,
         }
@@ -201,6 +203,9 @@ pub(super) struct Work<T, E> {
     refresh: Option<(RefreshId, Option<RefreshFuture<T, E>>)>,
     /// What the call is told, if it is to be made.
     context: Option<Refresh<T>>,
+    /// The call to make, as observed decided.
+    #[cfg(feature = "observe")]
+    decided: Option<front::observe::CallGuard>,
     timer: Option<(Timestamp, Option<SleepFuture>)>,
     timer_broken: bool,
 }
@@ -301,6 +306,13 @@ where
         let deadline = self.sleep.as_ref().and(state.board.core.poll_timeout());
         let (new_timer, old) = state.timer.retarget(deadline);
         after.drop_sleep.extend(old.and_then(|(_, future)| future));
+        if state.driver.is_some() && !state.has_call() {
+            // A request took the call out and brought its answer back: the
+            // driver task has nothing left to do and must hear so, or it
+            // would wait for a wake that never comes, holding the handle.
+            state.driver = None;
+            after.wake.extend(self.beacon.end_drive());
+        }
         if new_refresh && state.driver.is_none() {
             if let Some(shared) = self.spawner_ready() {
                 state.drivers += 1;
@@ -441,7 +453,7 @@ where
                 } else {
                     return;
                 }
-                state.take_work()
+                self.take_work(&mut state)
             };
             first = false;
             let done = self.run(work);
@@ -462,6 +474,20 @@ where
         }
     }
 
+    /// Takes the parked work out, under the lock. A call to make is decided
+    /// here, and observed started in this critical section.
+    pub(super) fn take_work(&self, state: &mut State<T, E>) -> Work<T, E> {
+        #[allow(unused_mut)]
+        let mut work = state.take_work();
+        #[cfg(feature = "observe")]
+        if let (Some(observer), Some((attempt, None)), true) =
+            (&self.observer, &work.refresh, work.context.is_some())
+        {
+            work.decided = Some(observer.call_decided(state.board.core.now(), *attempt));
+        }
+        work
+    }
+
     /// Polls the work taken out, outside the lock, with the beacon's waker.
     /// Panics of the refresher are caught and become a [`Fault::Panicked`];
     /// a panicking timer is replaced by the thread timer.
@@ -470,9 +496,13 @@ where
         let mut cx = Context::from_waker(&waker);
         let _driving = Driving::enter(self.key());
         let mut context = work.context;
+        #[cfg(feature = "observe")]
+        let mut decided = work.decided;
+        #[cfg(not(feature = "observe"))]
+        let mut decided = None::<()>;
         let refresh = work.refresh.map(|(attempt, fut)| {
             let fut = fut.ok_or_else(|| context.take());
-            (attempt, self.poll_refresh(attempt, fut, &mut cx))
+            (attempt, self.poll_refresh(decided.take(), fut, &mut cx))
         });
         let mut timer_panicked = false;
         let timer = work.timer.map(|(deadline, fut)| {
@@ -509,7 +539,8 @@ where
     /// is the context to make it with.
     fn poll_refresh(
         &self,
-        attempt: RefreshId,
+        #[cfg(feature = "observe")] decided: Option<front::observe::CallGuard>,
+        #[cfg(not(feature = "observe"))] decided: Option<()>,
         fut: Result<RefreshFuture<T, E>, Option<Refresh<T>>>,
         cx: &mut Context<'_>,
     ) -> Polled<T, E> {
@@ -517,15 +548,14 @@ where
             let mut fut = fut.unwrap_or_else(|context| {
                 let context = context.expect("a call to make comes with its context");
                 #[cfg(feature = "observe")]
-                if let Some(observer) = &self.observer {
-                    // Reported started before the refresher runs, and
-                    // dropped if it panics before it returns a future.
-                    let guard = observer.call(attempt);
+                if let Some(guard) = decided {
+                    // Reported dropped if the refresher panics before it
+                    // returns a future.
                     let future = (self.refresher)(context);
                     return Box::pin(front::observe::Counted::new(future, guard));
                 }
                 #[cfg(not(feature = "observe"))]
-                let _ = attempt;
+                let _ = decided;
                 (self.refresher)(context)
             });
             match fut.as_mut().poll(cx) {
@@ -590,7 +620,7 @@ where
                 }
                 if !state.has_call() {
                     state.driver = None;
-                    self.beacon.end_drive();
+                    drop(self.beacon.end_drive());
                     return Poll::Ready(());
                 }
                 let parked = state.has_parked();
@@ -604,7 +634,7 @@ where
                     cx.waker().wake_by_ref();
                     return Poll::Pending;
                 }
-                state.take_work()
+                self.take_work(&mut state)
             };
             let done = self.run(work);
             let now = self.clock.now();
@@ -628,7 +658,7 @@ where
                 return;
             }
             state.driver = None;
-            self.beacon.end_drive();
+            drop(self.beacon.end_drive());
             if state.has_parked() {
                 wake.extend(self.beacon.raise(true).into_iter().flatten());
             }

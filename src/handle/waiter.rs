@@ -150,9 +150,9 @@ impl Beacon {
         raised
     }
 
-    /// The driver task ends.
-    pub(super) fn end_drive(&self) {
-        self.signal.lock().driver = None;
+    /// The driver task ends; returns its waker, if it was polled.
+    pub(super) fn end_drive(&self) -> Option<Waker> {
+        self.signal.lock().driver.take()
     }
 
     /// Appoints the waiter at `id` and returns whether the flag is up;
@@ -331,7 +331,7 @@ where
                     cx.waker().wake_by_ref();
                     return Poll::Pending;
                 }
-                state.take_work()
+                shared.take_work(&mut state)
             };
             let done = shared.run(work);
             let now = shared.clock.now();

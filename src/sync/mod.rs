@@ -10,6 +10,9 @@
 //! return their guard directly (no poisoning), and the condition variable
 //! takes and returns the guard.
 
+mod channel;
+
+pub(crate) use channel::{channel, Sender};
 pub(crate) use imp::*;
 
 #[cfg(not(tokenflight_loom))]
@@ -95,6 +98,14 @@ mod imp {
     /// The snapshot a guard holds.
     pub(crate) fn guarded<S>(guard: &SnapshotGuard<S>) -> Option<&Arc<S>> {
         Option::as_ref(guard)
+    }
+
+    /// Starts a named thread of the handle's own.
+    pub(crate) fn spawn_thread(name: &str, f: impl FnOnce() + Send + 'static) {
+        std::thread::Builder::new()
+            .name(name.into())
+            .spawn(f)
+            .expect("the handle's thread could not be started");
     }
 
     std::thread_local! {
@@ -184,6 +195,11 @@ mod imp {
     /// The snapshot a guard holds.
     pub(crate) fn guarded<S>(guard: &SnapshotGuard<S>) -> Option<&Arc<S>> {
         guard.as_ref()
+    }
+
+    /// Starts a thread in the model (loom names none).
+    pub(crate) fn spawn_thread(_name: &str, f: impl FnOnce() + Send + 'static) {
+        drop(loom::thread::spawn(f));
     }
 
     loom::thread_local! {

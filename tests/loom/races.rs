@@ -1,62 +1,14 @@
-//! Loom models of the async handle's shared-state code: the real code,
-//! through `src/sync.rs`, with loom's mutexes, atomics and threads, every
-//! interleaving (up to the preemption bound each model states).
-//!
-//! Run with `scripts/loom.sh`. No timers: the handles are built without one
-//! and with a clock that stands still, so time never decides a branch; a
-//! refresh that must stay pending is held at a [`Gate`] that a loom thread
-//! opens. Futures run under `loom::future::block_on`, which reports a
-//! deadlock if a future waits for a wake that never comes, so "no waiter
-//! hangs" (L1) is checked in every model too.
-#![cfg(tokenflight_loom)]
+//! The async handle's races without timers: rejections, cancellations and
+//! the refresh's completion in every order, and the fast path's read racing
+//! a publish. The clock stands still, so time never decides a branch.
 
-use std::future::Future;
-use std::pin::pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 use std::time::Duration;
 
-use loom::future::AtomicWaker;
 use loom::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use tokenflight::{
-    Clock, Config, Error, Fresh, Generation, Handle, HandleError, RefreshError, Timestamp,
-};
+use tokenflight::{Clock, Config, Error, Fresh, Generation, Handle, RefreshError, Timestamp};
 
-type Result<T> = std::result::Result<T, HandleError<&'static str>>;
-
-/// Holds the refresh until a thread opens it.
-struct Gate {
-    open: AtomicBool,
-    waker: AtomicWaker,
-}
-
-impl Gate {
-    fn new(open: bool) -> Arc<Self> {
-        Arc::new(Gate {
-            open: AtomicBool::new(open),
-            waker: AtomicWaker::new(),
-        })
-    }
-
-    fn open(&self) {
-        self.open.store(true, Ordering::SeqCst);
-        self.waker.wake();
-    }
-
-    fn wait(self: Arc<Self>) -> impl Future<Output = ()> {
-        std::future::poll_fn(move |cx| {
-            if self.open.load(Ordering::SeqCst) {
-                return Poll::Ready(());
-            }
-            self.waker.register_by_ref(cx.waker());
-            if self.open.load(Ordering::SeqCst) {
-                Poll::Ready(())
-            } else {
-                Poll::Pending
-            }
-        })
-    }
-}
+use crate::common::{model, poll_once_then_drop, token, Gate, Judge};
 
 /// What the refresher does once its gate opens.
 #[derive(Clone, Copy)]
@@ -67,6 +19,7 @@ enum Answer {
 
 struct Setup {
     handle: Handle<u64, &'static str>,
+    judge: Judge,
     refreshes: Arc<AtomicU64>,
     gate: Arc<Gate>,
 }
@@ -80,6 +33,7 @@ fn setup(answer: Answer, gate_open: bool, late_publish: bool) -> Setup {
     let mut config = Config::default();
     config.backoff_initial = Duration::ZERO;
     config.max_refresh_attempts = 1;
+    let judge = Judge::new(&config);
     let mut builder = Handle::builder(move |_| {
         let n = r.fetch_add(1, Ordering::SeqCst) + 2;
         let gate = Arc::clone(&g);
@@ -94,7 +48,8 @@ fn setup(answer: Answer, gate_open: bool, late_publish: bool) -> Setup {
     .config(config)
     .clock(Clock::manual(|| Timestamp::ZERO))
     .without_timer()
-    .without_spawner();
+    .without_spawner()
+    .observe(judge.observer());
     if late_publish {
         builder = builder.late_publish();
     }
@@ -102,40 +57,10 @@ fn setup(answer: Answer, gate_open: bool, late_publish: bool) -> Setup {
     handle.set_token(Fresh::new(1));
     Setup {
         handle,
+        judge,
         refreshes,
         gate,
     }
-}
-
-/// Polls `fut` once and drops it: a caller that gives up mid-wait.
-fn poll_once_then_drop<F: Future>(fut: F) {
-    let mut fut = pin!(fut);
-    let waker = futures::task::noop_waker();
-    let _ = fut.as_mut().poll(&mut Context::from_waker(&waker));
-}
-
-fn model(f: impl Fn() + Sync + Send + 'static) {
-    let mut builder = loom::model::Builder::new();
-    if builder.preemption_bound.is_none()
-        && std::env::var_os("TOKENFLIGHT_LOOM_EXHAUSTIVE").is_none()
-    {
-        builder.preemption_bound = Some(PREEMPTIONS);
-    }
-    builder.check(f);
-}
-
-/// The default preemption bound when `LOOM_MAX_PREEMPTIONS` is not set.
-/// Each race below needs at most two preemptions to show (a thread
-/// interrupted inside one critical section or between two, and the other
-/// thread interrupted once on its way back); three leaves a margin. Every
-/// model is bounded: unbounded, even the three-thread ones ran for minutes
-/// without finishing. Bound 4 passes too (about ten times slower);
-/// `TOKENFLIGHT_LOOM_EXHAUSTIVE=1` lifts the bound for a long run by hand.
-const PREEMPTIONS: usize = 3;
-
-fn token(ticket: Result<tokenflight::Ticket<u64>>) -> (u64, Generation) {
-    let ticket = ticket.expect("a token");
-    (*ticket.token(), ticket.generation())
 }
 
 /// S2: two requests rejected with the same generation race; exactly one
@@ -157,6 +82,7 @@ fn two_rejections_of_one_generation_refresh_once() {
         }
         assert_eq!(s.refreshes.load(Ordering::SeqCst), 1);
         assert_eq!(s.handle.waiters(), 0);
+        s.judge.assert_clean();
     });
 }
 
@@ -179,6 +105,7 @@ fn a_stale_rejection_racing_the_refresh_completion_never_refreshes_again() {
         assert_eq!(a.join().unwrap(), (2, Generation(2)));
         assert_eq!(b.join().unwrap(), (2, Generation(2)));
         assert_eq!(s.refreshes.load(Ordering::SeqCst), 1);
+        s.judge.assert_clean();
     });
 }
 
@@ -199,6 +126,7 @@ fn a_waiter_cancelled_during_the_refresh_leaves_at_once() {
         assert_eq!(a.join().unwrap(), (2, Generation(2)));
         assert_eq!(s.handle.waiters(), 0);
         assert_eq!(s.refreshes.load(Ordering::SeqCst), 1);
+        s.judge.assert_clean();
     });
 }
 
@@ -219,6 +147,7 @@ fn the_refresh_driving_future_dropped_mid_refresh() {
         server.join().unwrap();
         assert_eq!(a.join().unwrap(), (2, Generation(2)));
         assert_eq!(s.refreshes.load(Ordering::SeqCst), 1);
+        s.judge.assert_clean();
     });
 }
 
@@ -241,6 +170,7 @@ fn the_appointed_waiter_dropped_while_the_refresh_wakes() {
         b.join().unwrap();
         assert_eq!(a.join().unwrap(), (2, Generation(2)));
         assert_eq!(s.refreshes.load(Ordering::SeqCst), 1);
+        s.judge.assert_clean();
     });
 }
 
@@ -263,6 +193,7 @@ fn refresh_failure_reaches_every_waiter() {
         }
         assert_eq!(s.refreshes.load(Ordering::SeqCst), 1);
         assert_eq!(s.handle.waiters(), 0);
+        s.judge.assert_clean();
     });
 }
 
@@ -281,6 +212,7 @@ fn a_late_answer_racing_the_next_attempt_makes_one_generation() {
         let mut config = Config::default();
         config.backoff_initial = Duration::ZERO;
         config.max_refresh_attempts = 2;
+        let judge = Judge::new(&config);
         let handle = Handle::builder(move |_| {
             // Attempt k answers token k + 1 once its gate opens.
             let attempt = r.fetch_add(1, Ordering::SeqCst);
@@ -296,6 +228,7 @@ fn a_late_answer_racing_the_next_attempt_makes_one_generation() {
         }))
         .without_timer()
         .without_spawner()
+        .observe(judge.observer())
         .build()
         .unwrap();
         handle.set_token(Fresh::new(1));
@@ -318,8 +251,10 @@ fn a_late_answer_racing_the_next_attempt_makes_one_generation() {
         server.join().unwrap();
         let now = handle.try_ticket().expect("a token");
         assert_eq!((*now.token(), now.generation()), (token, generation));
+        drop(now);
         assert_eq!(refreshes.load(Ordering::SeqCst), 1, "one call at a time");
         assert_eq!(handle.waiters(), 0);
+        judge.assert_clean();
     });
 }
 
@@ -346,6 +281,7 @@ fn hot_path_read_racing_a_publish(late_publish: bool) {
     b.join().unwrap();
     let read = s.handle.try_ticket().map(|t| t.generation());
     assert_ne!(read, Some(Generation(1)), "published a known-bad token");
+    s.judge.assert_clean();
 }
 
 #[test]
