@@ -25,8 +25,8 @@ use std::time::{Duration, Instant};
 use common::redis_server::RedisServer;
 use common::TempDir;
 use tokenflight::store::{
-    FileStore, GuardError, GuardOptions, LeaseGrant, Owner, Record, RedisStore, Renewal, Scope,
-    Secret, Store, StoreError, Swap,
+    FileStore, GuardOptions, LeaseGrant, Owner, Record, RedisStore, Renewal, Scope, Secret, Store,
+    StoreError, Swap,
 };
 use tokenflight::{Clock, Config, Fresh, Generation, Handle, RefreshError, Reply};
 use tokenserver::{Knobs, TokenServer, REQUEST_ID};
@@ -360,16 +360,7 @@ fn run_worker<S: Store + Clone>(
 }
 
 fn short<E: std::error::Error>(e: &E) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    // Guard errors name no token; keep the categories comparable.
-    let _ = std::marker::PhantomData::<GuardError<Refused>>;
-    text
+    common::chain(e).join(": ")
 }
 
 // ---------------------------------------------------------------- scenarios

@@ -7,6 +7,8 @@
 //! and how often it succeeded. No assertion is about time; every test is
 //! bounded by a generous timeout that fails it rather than let it hang.
 
+mod common;
+
 use std::collections::HashMap;
 use std::fmt;
 use std::future::Future;
@@ -28,6 +30,8 @@ use tokenflight::http::{
 use tokenflight::{Clock, Config, Error, Fresh, Handle, HandleError, RefreshError, TokioSleep};
 use tokenserver::{Grant, Knobs, RefreshFault, TokenServer, REQUEST_ID};
 use tower::{Layer, ServiceExt};
+
+use common::chain;
 
 /// No test may take longer than this; one that would, hangs, and fails.
 const BOUND: Duration = Duration::from_secs(60);
@@ -62,17 +66,6 @@ impl std::error::Error for RefreshFail {}
 
 type Hyper = Client<HttpConnector, Full<Bytes>>;
 type Layered = Auth<Hyper, String, RefreshFail>;
-
-/// Every message of `e`, then each cause down its `source()` chain.
-fn chain(e: &dyn std::error::Error) -> Vec<String> {
-    let mut out = vec![e.to_string()];
-    let mut next = e.source();
-    while let Some(cause) = next {
-        out.push(cause.to_string());
-        next = cause.source();
-    }
-    out
-}
 
 /// A plain HTTP/2 client (one connection carries every request, however
 /// many are in flight).

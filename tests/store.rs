@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::redis_server::RedisServer;
-use common::TempDir;
+use common::{chain, TempDir};
 use tokenflight::store::{
     FileStore, GuardError, GuardOptions, Owner, Record, RedisStore, Renewal, Scope, Secret, Store,
     StoreError, StoredToken, Swap,
@@ -627,17 +627,6 @@ fn a_failed_write_of_a_rotated_credential_is_retried_under_the_lease() {
         stored.token().unwrap().credential().unwrap().expose(),
         "rt-1"
     );
-}
-
-/// Every message of `e`, then each cause down its `source()` chain.
-fn chain(e: &dyn std::error::Error) -> Vec<String> {
-    let mut out = vec![e.to_string()];
-    let mut next = e.source();
-    while let Some(cause) = next {
-        out.push(cause.to_string());
-        next = cause.source();
-    }
-    out
 }
 
 #[test]

@@ -1,4 +1,4 @@
-//! Helpers shared by the store and fleet tests.
+//! Helpers shared by the store, fleet and HTTP tests.
 #![allow(clippy::disallowed_methods)] // real processes and real servers keep real time
 #![allow(dead_code, unreachable_pub)]
 
@@ -24,4 +24,15 @@ impl Drop for TempDir {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.0);
     }
+}
+
+/// Every message of `e`, then each cause down its `source()` chain.
+pub fn chain(e: &dyn std::error::Error) -> Vec<String> {
+    let mut out = vec![e.to_string()];
+    let mut next = e.source();
+    while let Some(cause) = next {
+        out.push(cause.to_string());
+        next = cause.source();
+    }
+    out
 }

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokenflight::core::Mutant;
-use tokenflight::{Config, Fresh, Generation, Handle, RefreshError};
+use tokenflight::{Config, Fresh, Generation, Handle};
 
 use crate::common::{caught, first_poll, model, token, Calls, Gate, Judge, Time};
 
@@ -20,18 +20,9 @@ fn requests_during_a_refresh_ahead(mutant: Option<Mutant>) {
     config.skew_jitter = Duration::ZERO;
     config.safety_margin = Duration::from_secs(1);
     let judge = Judge::new(&config);
-    let (c, g) = (calls.clone(), Arc::clone(&gate));
-    let mut builder = Handle::builder(move |_| {
-        let (n, out) = c.start();
-        let gate = Arc::clone(&g);
-        async move {
-            let _out = out;
-            gate.wait().await;
-            Ok::<_, RefreshError<&'static str>>(
-                Fresh::new(n + 2).expires_in(Duration::from_secs(60)),
-            )
-        }
-    })
+    let mut builder = Handle::builder(calls.refresher(Some(Arc::clone(&gate)), |n| {
+        Ok(Fresh::new(n + 2).expires_in(Duration::from_secs(60)))
+    }))
     .config(config)
     .clock(time.clock())
     .sleep(time.timer())

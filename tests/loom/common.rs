@@ -11,7 +11,10 @@ use loom::future::AtomicWaker;
 use loom::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use loom::sync::Mutex;
 use tokenflight::check::{Event, Monitor, Violation};
-use tokenflight::{Clock, Config, Generation, HandleError, Sleep, SleepFuture, Ticket, Timestamp};
+use tokenflight::{
+    Clock, Config, Fresh, Generation, HandleError, Refresh, RefreshError, Sleep, SleepFuture,
+    Ticket, Timestamp,
+};
 
 pub(crate) type Result<T> = std::result::Result<T, HandleError<&'static str>>;
 
@@ -270,6 +273,38 @@ impl Calls {
     }
 }
 
+/// The answer a model's refresher gives its call number `n` (0 first).
+pub(crate) type Answer = fn(u64) -> std::result::Result<Fresh<u64>, RefreshError<&'static str>>;
+
+/// A refresh future of the models' refreshers.
+pub(crate) type Call = Pin<
+    Box<dyn Future<Output = std::result::Result<Fresh<u64>, RefreshError<&'static str>>> + Send>,
+>;
+
+impl Calls {
+    /// A refresher whose calls these count, each outstanding until its
+    /// future ends: the first waits at `gate` (if any) before it answers,
+    /// and call `n` answers `answer(n)`.
+    pub(crate) fn refresher(
+        &self,
+        gate: Option<Arc<Gate>>,
+        answer: Answer,
+    ) -> impl Fn(Refresh<u64>) -> Call + Send + Sync + 'static {
+        let calls = self.clone();
+        move |_| {
+            let (n, out) = calls.start();
+            let gate = gate.clone().filter(|_| n == 0);
+            Box::pin(async move {
+                let _out = out;
+                if let Some(gate) = gate {
+                    gate.wait().await;
+                }
+                answer(n)
+            })
+        }
+    }
+}
+
 /// A call's mark: the call is over when this is dropped.
 pub(crate) struct Outstanding(Arc<CallsInner>);
 
@@ -311,7 +346,7 @@ impl Judge {
     pub(crate) fn verdict(&self) -> Vec<Violation> {
         let mut monitor = Monitor::of(&self.config);
         for (at, event) in self.events.lock().unwrap().iter() {
-            monitor.observe(*at, event.clone());
+            monitor.observe(*at, *event);
         }
         monitor.finish();
         monitor.violations().to_vec()

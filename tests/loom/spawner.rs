@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use tokenflight::core::Mutant;
-use tokenflight::{Config, Fresh, Generation, Handle, RefreshError};
+use tokenflight::{Config, Fresh, Generation, Handle};
 
 use crate::common::{
     fails_alone, loom_spawner, model, poll_once_then_drop, token, Calls, Gate, Judge, Time,
@@ -17,21 +17,13 @@ fn a_call_on_the_spawner(mutant: Option<Mutant>) {
     let gate = Gate::new(false);
     let config = Config::default();
     let judge = Judge::new(&config);
-    let (c, g) = (calls.clone(), Arc::clone(&gate));
-    let mut builder = Handle::builder(move |_| {
-        let (n, out) = c.start();
-        let gate = Arc::clone(&g);
-        async move {
-            let _out = out;
-            gate.wait().await;
-            Ok::<_, RefreshError<&'static str>>(Fresh::new(n + 2))
-        }
-    })
-    .config(config)
-    .clock(time.clock())
-    .sleep(time.timer())
-    .spawner(loom_spawner)
-    .observe(judge.observer());
+    let mut builder =
+        Handle::builder(calls.refresher(Some(Arc::clone(&gate)), |n| Ok(Fresh::new(n + 2))))
+            .config(config)
+            .clock(time.clock())
+            .sleep(time.timer())
+            .spawner(loom_spawner)
+            .observe(judge.observer());
     if let Some(mutant) = mutant {
         builder = builder.core_mutant(mutant);
     }

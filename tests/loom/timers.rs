@@ -24,24 +24,14 @@ fn a_timeout_racing_a_late_answer(mutant: Option<Mutant>) {
     config.max_refresh_attempts = 2;
     config.refresh_timeout = Duration::from_millis(10);
     let judge = Judge::new(&config);
-    let (c, g) = (calls.clone(), Arc::clone(&gate));
-    let mut builder = Handle::builder(move |_| {
-        let (n, out) = c.start();
-        let gate = Arc::clone(&g);
-        async move {
-            let _out = out;
-            // A second call (which must never be made) answers at once.
-            if n == 0 {
-                gate.wait().await;
-            }
-            Ok::<_, RefreshError<&'static str>>(Fresh::new(n + 2))
-        }
-    })
-    .config(config.clone())
-    .clock(time.clock())
-    .sleep(time.timer())
-    .without_spawner()
-    .observe(judge.observer());
+    // A second call (which must never be made) answers at once.
+    let mut builder =
+        Handle::builder(calls.refresher(Some(Arc::clone(&gate)), |n| Ok(Fresh::new(n + 2))))
+            .config(config.clone())
+            .clock(time.clock())
+            .sleep(time.timer())
+            .without_spawner()
+            .observe(judge.observer());
     if let Some(mutant) = mutant {
         builder = builder.core_mutant(mutant);
     }
@@ -90,18 +80,13 @@ fn a_back_off(login: bool, mutant: Option<Mutant>) {
     config.backoff_initial = Duration::from_millis(10);
     config.backoff_max = Duration::from_millis(10);
     let judge = Judge::new(&config);
-    let c = calls.clone();
-    let mut builder = Handle::builder(move |_| {
-        let (n, out) = c.start();
-        async move {
-            let _out = out;
-            if n == 0 {
-                Err(RefreshError::Transient("unavailable"))
-            } else {
-                Ok(Fresh::new(n + 2))
-            }
+    let mut builder = Handle::builder(calls.refresher(None, |n| {
+        if n == 0 {
+            Err(RefreshError::Transient("unavailable"))
+        } else {
+            Ok(Fresh::new(n + 2))
         }
-    })
+    }))
     .config(config.clone())
     .clock(time.clock())
     .sleep(time.timer())
