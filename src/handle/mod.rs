@@ -49,10 +49,10 @@ pub use sleep::{Sleep, SleepFuture, ThreadSleep};
 pub use spawn::TokioSpawn;
 pub use spawn::{Spawn, Task};
 
-use crate::front::{self, HandleError, Refresh, Reply, Status, Ticket};
+use crate::front::{HandleError, Refresh, Reply, Status, Ticket};
 use crate::{BuildError, Config, Error, Fresh, Generation, Stats};
 use shared::{RefreshResult, Shared};
-use waiter::Waiting;
+use waiter::{Asking, Waiting};
 
 /// Shares one access token among many async requests and refreshes it once
 /// per expiry.
@@ -274,14 +274,8 @@ where
     /// let ticket = futures::executor::block_on(handle.ticket()).unwrap();
     /// assert_eq!(*ticket.token(), "tok");
     /// ```
-    pub async fn ticket(&self) -> Result<Ticket<T>, HandleError<E>> {
-        if let Some(ticket) = self.try_ticket() {
-            return Ok(ticket);
-        }
-        match self.shared.acquire()? {
-            Ok(ticket) => Ok(ticket),
-            Err(place) => Waiting::new(&self.shared, place).await,
-        }
+    pub fn ticket(&self) -> impl Future<Output = Result<Ticket<T>, HandleError<E>>> + '_ {
+        Asking::new(&self.shared)
     }
 
     /// The fast path alone: the published token if it is valid now, without
@@ -302,11 +296,7 @@ where
     /// ```
     #[inline]
     pub fn try_ticket(&self) -> Option<Ticket<T>> {
-        #[cfg(feature = "observe")]
-        if let Some(observer) = &self.shared.observer {
-            return front::observe::fast_ticket(&self.shared.snapshot, observer);
-        }
-        front::fast_ticket(&self.shared.snapshot, &self.shared.clock)
+        self.shared.try_ticket()
     }
 
     /// Reports that the server rejected `ticket`'s token, and returns the

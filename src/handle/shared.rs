@@ -102,6 +102,12 @@ impl<T, E> State<T, E> {
         self.refresh.is_waiting() || self.timer.is_waiting()
     }
 
+    /// Whether any refresh or timer job exists, parked or being polled: a
+    /// wake can concern only one of them.
+    fn has_work(&self) -> bool {
+        self.refresh.key().is_some() || self.timer.key().is_some()
+    }
+
     /// Whether a refresher call is out (made or due), wherever it is.
     fn has_call(&self) -> bool {
         self.refresh.key().is_some()
@@ -241,6 +247,13 @@ where
         after: &mut Aftermath<T, E>,
     ) {
         let (beacon, cell) = (&self.beacon, &self.snapshot);
+        if !state.has_work() {
+            // A wake with no work of the handle's left to pick up (a dropped
+            // timer whose deadline came anyway, a refresh future that wakes
+            // after it answered) is for nothing: left up, its flag would
+            // withhold the fast path's snapshot for good.
+            beacon.lower_stale();
+        }
         let settled = state.board.settle(now, &mut |snapshot, changed| {
             beacon.publish(cell, snapshot, changed);
         });
@@ -334,6 +347,17 @@ where
     fn spawner_ready(&self) -> Option<Arc<Shared<T, E>>> {
         self.spawner.as_ref().filter(|s| s.can_spawn())?;
         self.this.upgrade()
+    }
+
+    /// The fast path of `try_ticket` and `ticket`: the published token if
+    /// it is valid now (an observed handle reports the request).
+    #[inline(always)]
+    pub(super) fn try_ticket(&self) -> Option<Ticket<T>> {
+        #[cfg(feature = "observe")]
+        if let Some(observer) = &self.observer {
+            return front::observe::fast_ticket(&self.snapshot, observer);
+        }
+        front::fast_ticket(&self.snapshot, &self.clock)
     }
 
     /// The slow path of `ticket`: a new request asks the core. Kept out of

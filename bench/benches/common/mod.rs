@@ -62,7 +62,12 @@ pub(crate) fn never_called() -> RefreshFn {
 /// is ready at the first poll; when two threads contend for an async lock,
 /// the loser is re-polled (spinning) until the lock is handed to it, which
 /// is what its task would do after being woken, minus the scheduler.
-#[inline]
+///
+/// Always inlined, as the poll of a small future awaited inside the
+/// caller's own `async fn` is: left to itself, the compiler kept this out
+/// of line, and every async contender paid a call, a stack frame and a copy
+/// of its future that the floors do not.
+#[inline(always)]
 pub(crate) fn poll_once<F: Future>(future: F) -> F::Output {
     let mut future = pin!(future);
     let mut cx = Context::from_waker(Waker::noop());
@@ -71,6 +76,20 @@ pub(crate) fn poll_once<F: Future>(future: F) -> F::Output {
             Poll::Ready(output) => return output,
             Poll::Pending => std::hint::spin_loop(),
         }
+    }
+}
+
+/// Polls a future once, as [`poll_once`] does, for a future that must be
+/// ready at once: tokenflight's `ticket()` on a usable token never waits,
+/// so `Pending` means the measurement went wrong (the token stopped being
+/// usable), and spinning would hide it.
+#[inline(always)]
+pub(crate) fn ready_now<F: Future>(future: F) -> F::Output {
+    let mut future = pin!(future);
+    let mut cx = Context::from_waker(Waker::noop());
+    match future.as_mut().poll(&mut cx) {
+        Poll::Ready(output) => output,
+        Poll::Pending => panic!("a hot-path call waited: the token was not usable"),
     }
 }
 

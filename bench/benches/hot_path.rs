@@ -10,8 +10,15 @@
 //!   all of them alike; it prints medians, spreads and the ratios to the
 //!   floor taken round by round. BENCHMARKS.md quotes this table.
 //!
+//! tokenflight's handles are measured twice: idle, and while a refresh
+//! ahead of expiry runs (the token is due but usable, the refresher has not
+//! answered, and every request must still take the fast path).
+//!
 //! `TOKENFLIGHT_BENCH_QUICK=1` shortens both; `TOKENFLIGHT_BENCH_SUMMARY_ONLY=1`
-//! skips criterion.
+//! skips criterion. `--list` prints the contenders' names and
+//! `--count NAME ITERS` runs one contender's loop once, ITERS calls on this
+//! thread, for an instruction count under callgrind
+//! (`scripts/count-hot-path.sh` runs them all).
 
 // Benches measure wall time: reading the clock is the point here.
 #![allow(clippy::disallowed_methods)]
@@ -25,9 +32,9 @@ use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
 use criterion::Criterion;
-use tokenflight::{blocking, Config, Fresh, Handle, RefreshError};
+use tokenflight::{blocking, Config, Fresh, Generation, Handle, Phase, RefreshError};
 
-use common::{poll_once, Moka, MutexHeld, PlRwLock, SwapMutex, Token, TokioRwLock};
+use common::{poll_once, ready_now, Moka, MutexHeld, PlRwLock, SwapMutex, Token, TokioRwLock};
 
 const LIFETIME: Duration = Duration::from_secs(3600);
 
@@ -79,6 +86,125 @@ fn run<F: Fn() -> usize>(op: &F, iters: u64) -> Duration {
         black_box(op());
     }
     start.elapsed()
+}
+
+/// tokenflight's handles with a refresh ahead of expiry under way: their
+/// first token is due for a refresh halfway through its life (the core
+/// never refreshes earlier), and the refresher never answers the second
+/// call, so from then until the token stops being usable every request
+/// finds a usable token while the handle is `Refreshing`.
+struct Ahead {
+    handle: Handle<String, ()>,
+    blocking: blocking::Handle<String, ()>,
+    /// When the token is due (the core refreshes at half its life at the
+    /// earliest).
+    due: Instant,
+    /// When the token stops being usable.
+    usable_until: Instant,
+}
+
+impl Ahead {
+    /// Handles whose token lives `lifetime`; the window with a refresh
+    /// ahead under way is its second half, less one second of safety
+    /// margin.
+    fn new(lifetime: Duration) -> Self {
+        let mut config = Config::default().with_expiry_skew(lifetime, Duration::ZERO);
+        config.safety_margin = Duration::from_secs(1);
+        // No timer may fire while measured: a timeout would be work for the
+        // next request to pick up.
+        config.refresh_timeout = Duration::from_secs(3600);
+        config.refresh_abandon_after = Duration::from_secs(3600);
+        let fresh = move || Fresh::new("token".to_string()).expires_in(lifetime);
+        let start = Instant::now();
+        let handle = Handle::builder(move |refresh| async move {
+            if refresh.generation() != Generation::NONE {
+                std::future::pending::<()>().await;
+            }
+            Ok::<_, RefreshError<()>>(fresh())
+        })
+        .config(config.clone())
+        .build()
+        .unwrap();
+        futures::executor::block_on(handle.ticket()).unwrap();
+        let hang_until = Instant::now() + lifetime + Duration::from_secs(1);
+        let blocking = blocking::Handle::builder(move |refresh| {
+            if refresh.generation() != Generation::NONE {
+                // The handle's own thread. Past the token's life the call
+                // fails, so that a request the window left waiting returns
+                // (and `check` fails the run) instead of hanging it.
+                while Instant::now() < hang_until {
+                    thread::park_timeout(hang_until - Instant::now());
+                }
+                return Err(RefreshError::Permanent(()));
+            }
+            Ok::<_, RefreshError<()>>(fresh())
+        })
+        .config(config)
+        .build()
+        .unwrap();
+        blocking.ticket().unwrap();
+        // Both tokens were issued between `start` and now.
+        Ahead {
+            handle,
+            blocking,
+            due: Instant::now() + lifetime / 2 + Duration::from_millis(10),
+            usable_until: start + lifetime - Duration::from_secs(1),
+        }
+    }
+
+    /// Waits until the tokens are due, and lets one request each start the
+    /// refresh ahead of expiry.
+    fn start(&self) {
+        let wait = self.due.saturating_duration_since(Instant::now());
+        if !wait.is_zero() {
+            eprintln!("hot path: waiting {wait:.1?} for the refresh ahead of expiry");
+            thread::sleep(wait);
+        }
+        futures::executor::block_on(self.handle.ticket()).unwrap();
+        self.blocking.ticket().unwrap();
+        self.check();
+    }
+
+    /// Asserts that a refresh ahead of expiry is still under way, with the
+    /// first token still handed out: what was measured is that state.
+    fn check(&self) {
+        assert!(
+            Instant::now() < self.usable_until,
+            "the refresh-ahead window closed during the measurement: make the lifetime longer"
+        );
+        for status in [self.handle.status(), self.blocking.status()] {
+            assert_eq!(status.phase, Phase::Refreshing, "a refresh ahead runs");
+            assert_eq!(status.generation, Generation(1), "with the first token");
+        }
+        assert!(self.handle.try_ticket().is_some() && self.blocking.try_ticket().is_some());
+    }
+
+    fn contenders(&self) -> Vec<Contender> {
+        let (a, b, c, d) = (
+            self.handle.clone(),
+            self.handle.clone(),
+            self.blocking.clone(),
+            self.blocking.clone(),
+        );
+        vec![
+            Contender::new(
+                "tokenflight async try_ticket, refresh ahead running",
+                move || a.try_ticket().map_or(0, |t| t.token().len()),
+            ),
+            Contender::new(
+                "tokenflight async ticket().await, refresh ahead running",
+                move || ready_now(b.ticket()).map_or(0, |t| t.token().len()),
+            ),
+            Contender::new(
+                "tokenflight blocking try_ticket, refresh ahead running",
+                move || c.try_ticket().map_or(0, |t| t.token().len()),
+            ),
+            Contender::new(
+                "tokenflight blocking ticket, refresh ahead running",
+                move || d.ticket().map_or(0, |t| t.token().len()),
+            ),
+        ]
+    }
 }
 
 fn contenders() -> Vec<Contender> {
@@ -136,7 +262,7 @@ fn contenders() -> Vec<Contender> {
             handle.try_ticket().map_or(0, |t| t.token().len())
         }),
         Contender::new("tokenflight async ticket().await", move || {
-            poll_once(handle_ticket.ticket()).map_or(0, |t| t.token().len())
+            ready_now(handle_ticket.ticket()).map_or(0, |t| t.token().len())
         }),
         Contender::new("tokenflight blocking try_ticket", move || {
             blocking.try_ticket().map_or(0, |t| t.token().len())
@@ -164,8 +290,8 @@ fn quick() -> bool {
     std::env::var_os("TOKENFLIGHT_BENCH_QUICK").is_some_and(|v| v != "0")
 }
 
-fn criterion_runs(contenders: &[Contender]) {
-    let mut c = if quick() {
+fn criterion() -> Criterion {
+    if quick() {
         Criterion::default()
             .warm_up_time(Duration::from_millis(200))
             .measurement_time(Duration::from_millis(600))
@@ -176,13 +302,16 @@ fn criterion_runs(contenders: &[Contender]) {
             .measurement_time(Duration::from_secs(3))
             .sample_size(50)
     }
-    .configure_from_args();
-    let mut group = c.benchmark_group("hot_path/1_thread");
+    .configure_from_args()
+}
+
+fn criterion_runs(c: &mut Criterion, contenders: &[Contender], suffix: &str) {
+    let mut group = c.benchmark_group(format!("hot_path{suffix}/1_thread"));
     for contender in contenders {
         group.bench_function(contender.name, |b| b.iter_custom(|n| (contender.one)(n)));
     }
     group.finish();
-    let mut group = c.benchmark_group("hot_path/2_threads_per_thread");
+    let mut group = c.benchmark_group(format!("hot_path{suffix}/2_threads_per_thread"));
     for contender in contenders {
         group.bench_function(contender.name, |b| b.iter_custom(|n| (contender.two)(n)));
     }
@@ -254,11 +383,74 @@ fn summary(contenders: &[Contender]) {
     }
 }
 
-fn main() {
-    let contenders = contenders();
-    let summary_only = std::env::var_os("TOKENFLIGHT_BENCH_SUMMARY_ONLY").is_some_and(|v| v != "0");
-    if !summary_only {
-        criterion_runs(&contenders);
+/// How long the refresh-ahead handles' token lives: its second half must
+/// cover every measurement of them.
+fn ahead_lifetime(count: bool, summary_only: bool) -> Duration {
+    // Generous: a loaded machine stretches every measurement.
+    Duration::from_secs(match (count, quick(), summary_only) {
+        // One loop under callgrind.
+        (true, _, _) => 20,
+        (false, true, true) => 150,
+        // Their criterion runs, then the summary.
+        (false, true, false) => 210,
+        (false, false, _) => 480,
+    })
+}
+
+/// `--count NAME ITERS`: one contender's loop, once, on this thread.
+fn count(name: &str, iters: u64) {
+    let ahead = name
+        .contains("refresh ahead")
+        .then(|| Ahead::new(ahead_lifetime(true, false)));
+    let mut all = contenders();
+    if let Some(ahead) = &ahead {
+        ahead.start();
+        all.extend(ahead.contenders());
     }
+    let contender = all
+        .iter()
+        .find(|c| c.name == name)
+        .unwrap_or_else(|| panic!("no contender {name:?} (see --list)"));
+    let elapsed = (contender.one)(iters);
+    if let Some(ahead) = &ahead {
+        ahead.check();
+    }
+    println!(
+        "{name}: {iters} calls, {:.1} ns per call",
+        ns_per_op(elapsed, iters)
+    );
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if args.iter().any(|a| a == "--list") {
+        let ahead = Ahead::new(Duration::from_secs(20));
+        for c in contenders().iter().chain(&ahead.contenders()) {
+            println!("{}", c.name);
+        }
+        return;
+    }
+    if let Some(i) = args.iter().position(|a| a == "--count") {
+        count(
+            &args[i + 1],
+            args[i + 2].parse().expect("ITERS is a number"),
+        );
+        return;
+    }
+    let summary_only = std::env::var_os("TOKENFLIGHT_BENCH_SUMMARY_ONLY").is_some_and(|v| v != "0");
+    // First, so that its token is due by the time the others are measured.
+    let ahead = Ahead::new(ahead_lifetime(false, summary_only));
+    let mut contenders = contenders();
+    let mut c = (!summary_only).then(criterion);
+    if let Some(c) = &mut c {
+        criterion_runs(c, &contenders, "");
+    }
+    ahead.start();
+    let during = ahead.contenders();
+    if let Some(c) = &mut c {
+        criterion_runs(c, &during, "_refresh_ahead");
+    }
+    contenders.extend(during);
     summary(&contenders);
+    ahead.check();
 }
