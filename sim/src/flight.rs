@@ -14,7 +14,7 @@ use tokenflight::{Error, Fresh, RefreshError, Timestamp};
 
 use crate::report::Finding;
 use crate::server::Grant;
-use crate::world::{Algorithm, ApiAnswer, Outcome, RefreshAnswer, World, MS};
+use crate::world::{Algorithm, ApiAnswer, Outcome, RefreshAnswer, World};
 
 /// The access token as the simulated client holds it: the server's id.
 pub type Tok = u64;
@@ -253,18 +253,6 @@ impl Algorithm for Flight {
                 w.trace_event(&event);
             }
         }
-        let m = self.rec.monitor();
-        let findings = m
-            .violations()
-            .iter()
-            .map(|v| Finding {
-                source: "checker".into(),
-                rule: format!("{:?}", v.rule),
-                at_ms: v.at.as_nanos() as f64 / MS as f64,
-                detail: v.detail.clone(),
-            })
-            .collect();
-        let counts = Rule::ALL.map(|r| m.count(r));
-        (findings, counts)
+        Finding::from_checker(self.rec.monitor())
     }
 }

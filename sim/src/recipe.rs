@@ -59,7 +59,7 @@ use tokenflight::{Generation, Phase, Timestamp};
 
 use crate::report::Finding;
 use crate::server::Grant;
-use crate::world::{Algorithm, ApiAnswer, Outcome, RefreshAnswer, World, MS};
+use crate::world::{Algorithm, ApiAnswer, Outcome, RefreshAnswer, World};
 
 pub(crate) struct Recipe {
     monitor: Monitor,
@@ -245,17 +245,6 @@ impl Algorithm for Recipe {
     fn finish(&mut self, w: &mut World) -> (Vec<Finding>, [u64; Rule::ALL.len()]) {
         self.monitor.finish();
         let _ = w;
-        let findings = self
-            .monitor
-            .violations()
-            .iter()
-            .map(|v| Finding {
-                source: "checker".into(),
-                rule: format!("{:?}", v.rule),
-                at_ms: v.at.as_nanos() as f64 / MS as f64,
-                detail: v.detail.clone(),
-            })
-            .collect();
-        (findings, Rule::ALL.map(|r| self.monitor.count(r)))
+        Finding::from_checker(&self.monitor)
     }
 }

@@ -104,6 +104,25 @@ pub struct Finding {
     pub detail: String,
 }
 
+impl Finding {
+    /// What the shared checker found, with its count per rule.
+    pub fn from_checker(
+        monitor: &tokenflight::check::Monitor,
+    ) -> (Vec<Finding>, [u64; tokenflight::check::Rule::ALL.len()]) {
+        let findings = monitor
+            .violations()
+            .iter()
+            .map(|v| Finding {
+                source: "checker".into(),
+                rule: format!("{:?}", v.rule),
+                at_ms: v.at.as_nanos() as f64 / crate::world::MS as f64,
+                detail: v.detail.clone(),
+            })
+            .collect();
+        (findings, tokenflight::check::Rule::ALL.map(|r| monitor.count(r)))
+    }
+}
+
 /// The comparison table, one column per algorithm.
 pub fn table(reports: &[&AlgoReport]) -> String {
     type Row = (&'static str, fn(&AlgoReport) -> String);

@@ -410,18 +410,7 @@ impl Algorithm for HandleFlight {
         self.settle(w);
         let mut books = self.judge.lock();
         books.monitor.finish();
-        let m = &books.monitor;
-        let mut findings: Vec<Finding> = m
-            .violations()
-            .iter()
-            .map(|v| Finding {
-                source: "checker".into(),
-                rule: format!("{:?}", v.rule),
-                at_ms: v.at.as_nanos() as f64 / MS as f64,
-                detail: v.detail.clone(),
-            })
-            .collect();
-        let mut counts = Rule::ALL.map(|r| m.count(r));
+        let (mut findings, mut counts) = Finding::from_checker(&books.monitor);
         // The endpoint's own count, independent of what the handle reports.
         if self.endpoint.max_live() > 1 {
             counts[0] += 1;
