@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Runs the loom suite (tests/loom.rs) and fails if it ran no test: outside
+# Runs the loom suite (tests/loom/) and fails if it ran no test: outside
 # the loom cfg that file compiles to nothing, so a green run that ran zero
 # tests would prove nothing.
 #
@@ -8,7 +8,8 @@
 # differently configured build from invalidating the normal one.
 #
 # Each model sets a preemption bound of 3 unless LOOM_MAX_PREEMPTIONS says
-# otherwise (see `PREEMPTIONS` in tests/loom.rs for why that suffices).
+# otherwise (see `PREEMPTIONS` in tests/loom/common.rs for why that suffices).
+# The models judge the handles from their own report: the `observe` feature.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -21,7 +22,7 @@ cargo test --release --features observe --test loom -- --test-threads=2 "$@" 2>&
 
 passed="$(sed -n 's/^test result: ok\. \([0-9]\+\) passed.*/\1/p' "$log" | tail -1)"
 if [[ -z "$passed" || "$passed" -eq 0 ]]; then
-    echo "loom: no test ran; is tests/loom.rs still under cfg(tokenflight_loom)?" >&2
+    echo "loom: no test ran; is tests/loom/ still under cfg(tokenflight_loom)?" >&2
     exit 1
 fi
 echo "loom: $passed models passed"
