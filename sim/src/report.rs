@@ -119,7 +119,10 @@ impl Finding {
                 detail: v.detail.clone(),
             })
             .collect();
-        (findings, tokenflight::check::Rule::ALL.map(|r| monitor.count(r)))
+        (
+            findings,
+            tokenflight::check::Rule::ALL.map(|r| monitor.count(r)),
+        )
     }
 }
 

@@ -48,7 +48,10 @@ pub enum Event {
         /// The request.
         id: RequestId,
     },
-    /// The refresher was called: the call is outstanding at the endpoint.
+    /// The refresher was called, or the front-end decided to call it: the
+    /// call is outstanding at the endpoint from here. A front-end that
+    /// decides under its lock and calls once the lock is released reports
+    /// the decision, so that a login in between comes after the call.
     RefreshStarted {
         /// The attempt.
         attempt: RefreshId,
