@@ -14,7 +14,7 @@ use proptest::prelude::*;
 use proptest::test_runner::{Config as RunnerConfig, FileFailurePersistence};
 use tokenflight::check::{Recorder, Rule, Violation};
 use tokenflight::core::{Action, Core, Lease, Mutant, Next, RefreshId, RequestId};
-use tokenflight::{Config, Fresh, Generation, Phase, RefreshError, Timestamp};
+use tokenflight::{Config, Fresh, Generation, RefreshError, Timestamp};
 
 /// One thing that happens to the system.
 #[derive(Debug, Clone)]
@@ -323,34 +323,7 @@ impl Harness {
             .values()
             .filter(|r| matches!(r, Req::Waiting))
             .count();
-        let core = self.rec.core();
-        if waiting != core.waiters() {
-            return Err(format!(
-                "books: {waiting} waiting, core: {}",
-                core.waiters()
-            ));
-        }
-        if core.phase() != Phase::Refreshing && waiting > 0 {
-            return Err(format!("{waiting} waiting while {:?}", core.phase()));
-        }
-        if core
-            .in_flight()
-            .is_some_and(|a| !self.outstanding.contains(&a))
-        {
-            return Err("the attempt in flight was already answered".into());
-        }
-        if core
-            .outstanding_call()
-            .is_some_and(|a| !self.outstanding.contains(&a))
-        {
-            return Err("the outstanding call was already answered or abandoned".into());
-        }
-        if let Some(snap) = core.snapshot() {
-            if snap.lease.generation() != core.generation() || snap.valid_until <= core.now() {
-                return Err(format!("stale snapshot {snap:?} at {}", core.now()));
-            }
-        }
-        Ok(())
+        self.rec.books_agree(waiting, &self.outstanding)
     }
 
     /// Healing: the refresher answers every attempt with a good token, the

@@ -19,7 +19,7 @@ use std::time::Duration;
 use arbitrary::{Arbitrary, Unstructured};
 use tokenflight::check::Recorder;
 use tokenflight::core::{Action, Core, Lease, Next, RefreshId, RequestId};
-use tokenflight::{Config, ConfigError, Error, Fresh, Generation, Phase, RefreshError, Timestamp};
+use tokenflight::{Config, ConfigError, Error, Fresh, Generation, RefreshError, Timestamp};
 
 /// The core the target drives: tokens are numbers, refresh errors too.
 pub type FuzzCore = Core<u64, u32>;
@@ -491,37 +491,7 @@ impl Harness {
             .values()
             .filter(|r| matches!(r, Req::Waiting))
             .count();
-        let core = self.rec.core();
-        if waiting != core.waiters() {
-            return Err(format!(
-                "books: {waiting} waiting, core: {}",
-                core.waiters()
-            ));
-        }
-        if core.phase() != Phase::Refreshing && waiting > 0 {
-            return Err(format!("{waiting} waiting while {:?}", core.phase()));
-        }
-        if core
-            .in_flight()
-            .is_some_and(|a| !self.outstanding.contains(&a))
-        {
-            return Err("the attempt in flight was already answered".into());
-        }
-        if core
-            .outstanding_call()
-            .is_some_and(|a| !self.outstanding.contains(&a))
-        {
-            return Err("the outstanding call was already answered or abandoned".into());
-        }
-        if let Some(snap) = core.snapshot() {
-            // `Timestamp::MAX` stands for "never", even at the end of time
-            // (where the fast path then asks the core, which is harmless).
-            let stale = snap.valid_until <= core.now() && snap.valid_until != Timestamp::MAX;
-            if snap.lease.generation() != core.generation() || stale {
-                return Err(format!("stale snapshot {snap:?} at {}", core.now()));
-            }
-        }
-        Ok(())
+        self.rec.books_agree(waiting, &self.outstanding)
     }
 
     /// The refresher answers every attempt with a token that never expires,

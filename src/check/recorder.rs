@@ -94,6 +94,52 @@ impl<T, E> Recorder<T, E> {
         self.log.as_mut().map(std::mem::take).unwrap_or_default()
     }
 
+    /// Whether a driver's own books agree with what the core says of
+    /// itself: `waiting` requests parked, `outstanding` the attempts whose
+    /// calls it has made and not yet seen end. The first disagreement, if
+    /// any, in words.
+    ///
+    /// # Errors
+    ///
+    /// The first disagreement found.
+    pub fn books_agree(
+        &self,
+        waiting: usize,
+        outstanding: &std::collections::BTreeSet<RefreshId>,
+    ) -> Result<(), String>
+    where
+        T: std::fmt::Debug,
+    {
+        let core = &self.core;
+        if waiting != core.waiters() {
+            return Err(format!(
+                "books: {waiting} waiting, core: {}",
+                core.waiters()
+            ));
+        }
+        if core.phase() != Phase::Refreshing && waiting > 0 {
+            return Err(format!("{waiting} waiting while {:?}", core.phase()));
+        }
+        if core.in_flight().is_some_and(|a| !outstanding.contains(&a)) {
+            return Err("the attempt in flight was already answered".into());
+        }
+        if core
+            .outstanding_call()
+            .is_some_and(|a| !outstanding.contains(&a))
+        {
+            return Err("the outstanding call was already answered or abandoned".into());
+        }
+        if let Some(snap) = core.snapshot() {
+            // `Timestamp::MAX` stands for "never", even at the end of time
+            // (where the fast path then asks the core, which is harmless).
+            let stale = snap.valid_until <= core.now() && snap.valid_until != Timestamp::MAX;
+            if snap.lease.generation() != core.generation() || stale {
+                return Err(format!("stale snapshot {snap:?} at {}", core.now()));
+            }
+        }
+        Ok(())
+    }
+
     /// [`Core::handle_acquire`], for a new request.
     pub fn acquire(&mut self, now: Timestamp, id: RequestId) -> Next<T, E> {
         let before = self.before();
