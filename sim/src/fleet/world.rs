@@ -148,6 +148,31 @@ struct Proc {
     needs_login: bool,
 }
 
+impl Proc {
+    /// A process as it starts (incarnation `inc`): alive, holding nothing
+    /// but what its recorder's core will be told.
+    fn started(inc: u32, rec: Recorder<Tok, SimError>, needs_login: bool) -> Self {
+        Proc {
+            inc,
+            alive: true,
+            paused_until: 0,
+            rec,
+            leases: BTreeMap::new(),
+            waiting: BTreeSet::new(),
+            timer_at: None,
+            held: 0,
+            last: None,
+            pending: None,
+            call: None,
+            rt: 0,
+            direct: None,
+            published: 0,
+            token: None,
+            needs_login,
+        }
+    }
+}
+
 pub(crate) struct Fleet {
     sc: FleetScenario,
     mode: Mode,
@@ -219,24 +244,7 @@ impl Fleet {
         };
         for p in 0..sc.processes as usize {
             let rec = fleet.recorder(p, 0);
-            fleet.procs.push(Proc {
-                inc: 0,
-                alive: true,
-                paused_until: 0,
-                rec,
-                leases: BTreeMap::new(),
-                waiting: BTreeSet::new(),
-                timer_at: None,
-                held: 0,
-                last: None,
-                pending: None,
-                call: None,
-                rt: 0,
-                direct: None,
-                published: 0,
-                token: None,
-                needs_login: true,
-            });
+            fleet.procs.push(Proc::started(0, rec, true));
         }
         fleet
     }
@@ -1070,24 +1078,7 @@ impl Fleet {
         let inc = self.procs[p].inc;
         let rec = self.recorder(p, inc);
         let proc = &mut self.procs[p];
-        *proc = Proc {
-            inc,
-            alive: true,
-            paused_until: 0,
-            rec,
-            leases: BTreeMap::new(),
-            waiting: BTreeSet::new(),
-            timer_at: None,
-            held: 0,
-            last: None,
-            pending: None,
-            call: None,
-            rt: 0,
-            direct: None,
-            published: 0,
-            token: None,
-            needs_login: false,
-        };
+        *proc = Proc::started(inc, rec, false);
         match self.mode {
             // Without a store a process starts on the credential it was
             // configured with: the last login.
