@@ -140,15 +140,55 @@ struct Round<T, E, W> {
     mailbox: Arc<Mailbox<T, E>>,
 }
 
-/// The core's answer to one waiter, as one step's answers are gathered.
-type Answer<T, E> = (RequestId, Result<Lease<T>, HandleError<E>>);
+/// The core's answer to one waiter.
+type Answer<T, E> = Result<Lease<T>, HandleError<E>>;
 
 /// One settling's answers so far, and how many of them are failures (the
-/// first one's error, for the warning when refreshing gives up).
+/// first one's error, for the warning when refreshing gives up). The core
+/// answers a round all with one token or all with one error, so only the
+/// first answer is kept: a list of them all, at 100 000 waiters, cost more
+/// than the rest of the step.
 struct Drained<T, E> {
-    answers: Vec<Answer<T, E>>,
+    first: Option<Answer<T, E>>,
+    count: usize,
+    /// Each answer's request, and whether it agreed with the first, for
+    /// the delivery to be checked against (debug builds only).
+    #[cfg(debug_assertions)]
+    checked: Vec<(RequestId, bool)>,
     failed: usize,
     first_error: Option<HandleError<E>>,
+}
+
+impl<T, E> Drained<T, E> {
+    fn new() -> Self {
+        Drained {
+            first: None,
+            count: 0,
+            #[cfg(debug_assertions)]
+            checked: Vec::new(),
+            failed: 0,
+            first_error: None,
+        }
+    }
+
+    fn answer(&mut self, id: RequestId, answer: Answer<T, E>) {
+        self.count += 1;
+        #[cfg(debug_assertions)]
+        self.checked.push((
+            id,
+            self.first.as_ref().is_none_or(|one| match (&answer, one) {
+                (Ok(lease), Ok(one)) => {
+                    lease.generation() == one.generation()
+                        && Arc::ptr_eq(lease.shared_token(), one.shared_token())
+                }
+                (Err(_), Err(_)) => true,
+                _ => false,
+            }),
+        ));
+        #[cfg(not(debug_assertions))]
+        let _ = id;
+        self.first.get_or_insert(answer);
+    }
 }
 
 /// Runs `$body` with the board's observer-side watch, if the handle is
@@ -617,28 +657,25 @@ impl<T, E, W> Board<T, E, W> {
     /// is done last in the step (see `settle`).
     fn deliver(
         &mut self,
-        answers: Vec<Answer<T, E>>,
+        drained: &Drained<T, E>,
         settled: &mut Settled<W>,
     ) -> Option<(Arc<Mailbox<T, E>>, Delivered<T, E>)> {
-        let (_, first) = answers.first()?;
+        let first = drained.first.as_ref()?;
         let Some(round) = self.open.take() else {
             debug_assert!(false, "the core answered waiters no round holds");
             return None;
         };
-        debug_assert!(
-            answers.len() == round.members
-                && answers.iter().all(|(id, answer)| {
-                    (round.first..=round.last).contains(&id.0)
-                        && match (answer, first) {
-                            (Ok(lease), Ok(one)) => {
-                                lease.generation() == one.generation()
-                                    && Arc::ptr_eq(lease.shared_token(), one.shared_token())
-                            }
-                            (Err(_), Err(_)) => true,
-                            _ => false,
-                        }
-                }),
+        debug_assert_eq!(
+            drained.count, round.members,
             "the core answered part of a round, or more"
+        );
+        #[cfg(debug_assertions)]
+        debug_assert!(
+            drained
+                .checked
+                .iter()
+                .all(|&(id, agrees)| agrees && (round.first..=round.last).contains(&id.0)),
+            "the core answered a round with more than one outcome, or beyond it"
         );
         let outcome = match first {
             Ok(lease) => Delivered::Token(Arc::clone(lease.shared_token()), lease.generation()),
@@ -658,11 +695,7 @@ impl<T, E, W> Board<T, E, W> {
             woken: Vec::new(),
             notes: Vec::new(),
         };
-        let mut drained = Drained {
-            answers: Vec::new(),
-            failed: 0,
-            first_error: None,
-        };
+        let mut drained = Drained::new();
         // The input's actions, then each deadline's: drained step by step,
         // so that an observed history has each step's outcomes before the
         // phase it left the core in.
@@ -682,12 +715,12 @@ impl<T, E, W> Board<T, E, W> {
             }
             self.drain(&mut drained);
         }
+        let answered = self.deliver(&drained, &mut settled);
         let Drained {
-            answers,
             failed,
             first_error,
+            ..
         } = drained;
-        let answered = self.deliver(answers, &mut settled);
         debug_assert_eq!(
             self.core.waiters(),
             self.waiting(),
@@ -744,11 +777,11 @@ impl<T, E, W> Board<T, E, W> {
                 Action::AbandonRefresh { attempt } => {
                     self.notes.push(Note::Abandoned { attempt: attempt.0 });
                 }
-                Action::Resume { id, lease } => drained.answers.push((id, Ok(lease))),
+                Action::Resume { id, lease } => drained.answer(id, Ok(lease)),
                 Action::Fail { id, error } => {
                     drained.failed += 1;
                     drained.first_error.get_or_insert_with(|| error.clone());
-                    drained.answers.push((id, Err(error)));
+                    drained.answer(id, Err(error));
                 }
             }
         }
