@@ -140,6 +140,9 @@ struct Round<T, E, W> {
     mailbox: Arc<Mailbox<T, E>>,
 }
 
+/// An answered round's mailbox, and the outcome to put in it.
+type Letter<T, E> = (Arc<Mailbox<T, E>>, Delivered<T, E>);
+
 /// The core's answer to one waiter.
 type Answer<T, E> = Result<Lease<T>, HandleError<E>>;
 
@@ -659,7 +662,7 @@ impl<T, E, W> Board<T, E, W> {
         &mut self,
         drained: &Drained<T, E>,
         settled: &mut Settled<W>,
-    ) -> Option<(Arc<Mailbox<T, E>>, Delivered<T, E>)> {
+    ) -> Option<Letter<T, E>> {
         let first = drained.first.as_ref()?;
         let Some(round) = self.open.take() else {
             debug_assert!(false, "the core answered waiters no round holds");

@@ -32,6 +32,10 @@ enum Mutant {
     ForgetToWakeRound,
 }
 
+/// What a request asking the core is told: a ticket to send with, a place
+/// to wait in, or an error.
+pub(super) type Told<T, E> = Result<Result<Ticket<T>, Place<T, E>>, HandleError<E>>;
+
 pub(super) type RefreshResult<T, E> = Result<Fresh<T>, RefreshError<E>>;
 pub(super) type RefreshFuture<T, E> =
     Pin<Box<dyn Future<Output = RefreshResult<T, E>> + Send + 'static>>;
@@ -378,7 +382,7 @@ where
     /// snapshot read.
     #[cold]
     #[inline(never)]
-    pub(super) fn acquire(&self) -> Result<Result<Ticket<T>, Place<T, E>>, HandleError<E>> {
+    pub(super) fn acquire(&self) -> Told<T, E> {
         self.ask(|board, now| board.acquire(now))
     }
 
@@ -393,7 +397,7 @@ where
     pub(super) fn ask(
         &self,
         f: impl FnOnce(&mut Board<T, E, Waker>, Timestamp) -> Asked<T, E>,
-    ) -> Result<Result<Ticket<T>, Place<T, E>>, HandleError<E>> {
+    ) -> Told<T, E> {
         self.drive(false);
         let mut after = Aftermath::new();
         let now = self.clock.now();
