@@ -4,8 +4,9 @@
 mod mutant;
 mod state;
 mod stats;
+mod waiters;
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::VecDeque;
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,6 +16,7 @@ pub use mutant::Mutant;
 use state::{Call, Current, Round, State, Step};
 pub use stats::Stats;
 use stats::Uncompared;
+use waiters::Waiters;
 
 use crate::jitter::Jitter;
 use crate::{
@@ -283,7 +285,7 @@ impl<T, E> Core<T, E> {
         let State::Refreshing(round) = &mut self.state else {
             return false;
         };
-        let removed = round.waiters.remove(&id).is_some();
+        let removed = round.waiters.remove(id).is_some();
         if removed && lose_next {
             round.waiters.pop_first();
         }
@@ -415,7 +417,7 @@ impl<T, E> Core<T, E> {
         };
         current.rejected = true;
         if matches!(self.state, State::Idle) {
-            self.start_round(now, BTreeMap::new());
+            self.start_round(now, Waiters::new());
         }
     }
 
@@ -555,7 +557,7 @@ impl<T, E> Core<T, E> {
         if let Some(lease) = self.usable_lease(now, sends.saturating_add(1)) {
             if !park_anyway {
                 if self.due_ahead(now) {
-                    self.start_round(now, BTreeMap::new());
+                    self.start_round(now, Waiters::new());
                 }
                 return Next::Send(lease);
             }
@@ -581,7 +583,7 @@ impl<T, E> Core<T, E> {
                 Next::Fail(error.clone())
             }
             State::Idle | State::Failed { .. } => {
-                self.start_round(now, BTreeMap::from([(id, sends)]));
+                self.start_round(now, Waiters::one(id, sends));
                 Next::Wait
             }
         }
@@ -607,7 +609,7 @@ impl<T, E> Core<T, E> {
         usable.then(|| Lease::new(Arc::clone(&current.token), self.generation, send))
     }
 
-    fn start_round(&mut self, now: Timestamp, waiters: BTreeMap<RequestId, u32>) {
+    fn start_round(&mut self, now: Timestamp, waiters: Waiters) {
         self.state = State::Refreshing(Round {
             waiters,
             failures: 0,
@@ -687,7 +689,7 @@ impl<T, E> Core<T, E> {
         );
         if let (State::Refreshing(round), false) = (previous, self.is(Mutant::KeepWaitersOnFailure))
         {
-            for id in round.waiters.into_keys() {
+            for id in round.waiters.into_ids() {
                 self.actions.push_back(Action::Fail {
                     id,
                     error: error.clone(),
@@ -743,7 +745,7 @@ impl<T, E> Core<T, E> {
     fn settle(&mut self, now: Timestamp) {
         let waiters = match std::mem::replace(&mut self.state, State::Idle) {
             State::Refreshing(round) => round.waiters,
-            State::Idle | State::Failed { .. } => BTreeMap::new(),
+            State::Idle | State::Failed { .. } => Waiters::new(),
         };
         let usable = self.token.as_ref().is_some_and(|c| c.usable(now));
         if !usable {
@@ -765,7 +767,7 @@ impl<T, E> Core<T, E> {
 
 /// Parks a request in the round, within `limit` waiters.
 fn park<T, E>(round: &mut Round, id: RequestId, sends: u32, limit: usize) -> Next<T, E> {
-    if round.waiters.contains_key(&id) {
+    if round.waiters.contains(id) {
         return Next::Fail(Error::DuplicateRequest);
     }
     if round.waiters.len() >= limit {

@@ -3,10 +3,10 @@
 //! `Idle` or `Failed`" (S3) holds by construction, and the refresher call
 //! outstanding is one `Option`, so there is never a second (S1).
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use crate::{Error, Generation, RefreshId, RequestId, Timestamp};
+use super::waiters::Waiters;
+use crate::{Error, Generation, RefreshId, Timestamp};
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub(super) enum State<E> {
@@ -27,7 +27,7 @@ pub(super) enum State<E> {
 pub(super) struct Round {
     /// Waiting requests and how often each has been sent. Empty for a
     /// round ahead of expiry: while the token is usable nobody waits (S5b).
-    pub(super) waiters: BTreeMap<RequestId, u32>,
+    pub(super) waiters: Waiters,
     /// Failed attempts so far; below `max_refresh_attempts` (S7).
     pub(super) failures: u32,
     pub(super) step: Step,
