@@ -4,7 +4,7 @@
 use std::fmt;
 
 use super::board::Published;
-use crate::sync::{guarded, SnapshotGuard};
+use crate::sync::SnapshotGuard;
 use crate::{Generation, Lease};
 
 /// What the request closure of `call` reports back: the server's answer,
@@ -95,7 +95,7 @@ enum TicketKind<T> {
 impl<T> Ticket<T> {
     #[inline]
     pub(crate) fn fast(guard: SnapshotGuard<Published<T>>) -> Self {
-        debug_assert!(guarded(&guard).is_some());
+        debug_assert!(guard.snapshot.is_some());
         Ticket::of(TicketKind::Fast(guard))
     }
 
@@ -129,8 +129,8 @@ impl<T> Ticket<T> {
     /// The lease as the core issued it.
     pub fn lease(&self) -> &Lease<T> {
         match &self.kind {
-            TicketKind::Fast(guard) => match guarded(guard) {
-                Some(published) => &published.snapshot.lease,
+            TicketKind::Fast(guard) => match &guard.snapshot {
+                Some(snapshot) => &snapshot.lease,
                 None => unreachable!("a fast ticket is only made from a present snapshot"),
             },
             TicketKind::Core(lease) => lease,
