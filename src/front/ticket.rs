@@ -163,3 +163,22 @@ impl<T> fmt::Debug for Ticket<T> {
             .finish()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::mem::size_of;
+
+    use super::Ticket;
+    use crate::{HandleError, Lease};
+
+    /// The fast path returns an `Option<Ticket>` and `ticket()` a `Result`:
+    /// each as large as the lease, so that no tag word is written and
+    /// matched beside the ticket on every call.
+    #[test]
+    fn a_ticket_and_the_option_and_result_around_it_are_each_as_large_as_a_lease() {
+        let lease = size_of::<Lease<String>>();
+        assert_eq!(size_of::<Ticket<String>>(), lease);
+        assert_eq!(size_of::<Option<Ticket<String>>>(), lease);
+        assert_eq!(size_of::<Result<Ticket<String>, HandleError<()>>>(), lease);
+    }
+}
