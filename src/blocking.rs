@@ -16,8 +16,8 @@ use std::panic::{self, AssertUnwindSafe};
 use std::sync::Arc;
 
 use crate::front::{
-    self, Asked, Board, Driving, Fault, HandleError, Place, Published, Refresh, Reply, Status,
-    Ticket,
+    self, Asked, Board, Driving, Fault, HandleError, Place, Published, Refresh, Reply, Setup,
+    Status, Ticket,
 };
 use crate::sync::{self, Condvar, Mutex, SnapshotCell};
 use crate::{
@@ -103,19 +103,14 @@ struct State<T, E> {
 /// ```
 pub struct Builder<T, E> {
     refresher: Refresher<T, E>,
-    config: Config,
-    clock: Option<Clock>,
-    #[cfg(feature = "mutants")]
-    core_mutant: Option<crate::core::Mutant>,
-    #[cfg(feature = "observe")]
-    observer: Option<front::observe::Report>,
+    setup: Setup,
 }
 
 impl<T, E> std::fmt::Debug for Builder<T, E> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("blocking::Builder")
-            .field("config", &self.config)
-            .field("clock", &self.clock)
+            .field("config", &self.setup.config)
+            .field("clock", &self.setup.clock)
             .finish_non_exhaustive()
     }
 }
@@ -127,13 +122,13 @@ where
 {
     /// The core's configuration ([`Config::default`] if not set).
     pub fn config(mut self, config: Config) -> Self {
-        self.config = config;
+        self.setup.config = config;
         self
     }
 
     /// Where time comes from ([`Clock::system`] if not set).
     pub fn clock(mut self, clock: Clock) -> Self {
-        self.clock = Some(clock);
+        self.setup.clock = Some(clock);
         self
     }
 
@@ -142,7 +137,7 @@ where
     #[cfg(feature = "mutants")]
     #[doc(hidden)]
     pub fn core_mutant(mut self, mutant: crate::core::Mutant) -> Self {
-        self.core_mutant = Some(mutant);
+        self.setup.core_mutant = Some(mutant);
         self
     }
 
@@ -179,7 +174,7 @@ where
         mut self,
         observer: impl Fn(Timestamp, crate::check::Event) + Send + Sync + 'static,
     ) -> Self {
-        self.observer = Some(Arc::new(observer));
+        self.setup.observer = Some(Arc::new(observer));
         self
     }
 
@@ -189,32 +184,20 @@ where
     ///
     /// [`BuildError::Config`] for a configuration that cannot work.
     pub fn build(self) -> Result<Handle<T, E>, BuildError> {
-        let clock = self.clock.unwrap_or_else(Clock::system);
-        #[allow(unused_mut)]
-        let mut board = Board::new(self.config, clock.clone())?;
-        #[cfg(feature = "mutants")]
-        if let Some(mutant) = self.core_mutant {
-            board.core.plant(mutant);
-        }
-        #[cfg(feature = "observe")]
-        let observer = self.observer.map(|report| {
-            let observer = Arc::new(front::observe::Observer::new(report, clock.clone()));
-            board.observe(Arc::clone(&observer));
-            observer
-        });
+        let made = self.setup.make()?;
         Ok(Handle {
             shared: Arc::new(Shared {
                 snapshot: SnapshotCell::empty(),
-                clock,
+                clock: made.clock,
                 refresher: self.refresher,
                 state: Mutex::new(State {
-                    board,
+                    board: made.board,
                     sent: None,
                     worker: None,
                 }),
                 changed: Condvar::new(),
                 #[cfg(feature = "observe")]
-                observer,
+                observer: made.observer,
             }),
         })
     }
@@ -251,12 +234,7 @@ where
     {
         Builder {
             refresher: Box::new(refresher),
-            config: Config::default(),
-            clock: None,
-            #[cfg(feature = "mutants")]
-            core_mutant: None,
-            #[cfg(feature = "observe")]
-            observer: None,
+            setup: Setup::default(),
         }
     }
 

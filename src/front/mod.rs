@@ -10,6 +10,7 @@ pub(crate) mod log;
 #[cfg(feature = "observe")]
 pub(crate) mod observe;
 mod refresh;
+mod setup;
 mod status;
 mod ticket;
 #[cfg(feature = "observe")]
@@ -23,6 +24,7 @@ pub use ticket::{Reply, Ticket};
 
 pub(crate) use board::{fast_ticket, store_changed, Asked, Board, Place, Published, Seat};
 pub(crate) use error::{lift, reentrant};
+pub(crate) use setup::Setup;
 
 use crate::sync::DRIVING;
 use crate::Config;

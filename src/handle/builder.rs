@@ -7,7 +7,7 @@ use super::sleep::Sleep;
 use super::spawn::Spawn;
 use super::waiter::{Beacon, Withhold};
 use super::Handle;
-use crate::front::{self, Board};
+use crate::front::{self, Setup};
 use crate::sync::{Mutex, SnapshotCell};
 use crate::{BuildError, Clock, Config};
 
@@ -31,25 +31,20 @@ use crate::{BuildError, Clock, Config};
 /// ```
 pub struct Builder<T, E> {
     refresher: Refresher<T, E>,
-    config: Config,
-    clock: Option<Clock>,
+    setup: Setup,
     sleep: Option<Option<Arc<dyn Sleep>>>,
     spawner: Option<Option<Arc<dyn Spawn>>>,
-    #[cfg(feature = "observe")]
-    observer: Option<front::observe::Report>,
     #[cfg(feature = "mutants")]
     mutant: Option<super::Mutant>,
     #[cfg(tokenflight_loom)]
     late_publish: bool,
-    #[cfg(feature = "mutants")]
-    core_mutant: Option<crate::core::Mutant>,
 }
 
 impl<T, E> std::fmt::Debug for Builder<T, E> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Builder")
-            .field("config", &self.config)
-            .field("clock", &self.clock)
+            .field("config", &self.setup.config)
+            .field("clock", &self.setup.clock)
             .field("timer", &!matches!(self.sleep, Some(None)))
             .field("spawner", &!matches!(self.spawner, Some(None)))
             .finish_non_exhaustive()
@@ -64,30 +59,25 @@ where
     pub(super) fn new(refresher: Refresher<T, E>) -> Self {
         Builder {
             refresher,
-            config: Config::default(),
-            clock: None,
+            setup: Setup::default(),
             sleep: None,
             spawner: None,
-            #[cfg(feature = "observe")]
-            observer: None,
             #[cfg(feature = "mutants")]
             mutant: None,
             #[cfg(tokenflight_loom)]
             late_publish: false,
-            #[cfg(feature = "mutants")]
-            core_mutant: None,
         }
     }
 
     /// The core's configuration ([`Config::default`] if not set).
     pub fn config(mut self, config: Config) -> Self {
-        self.config = config;
+        self.setup.config = config;
         self
     }
 
     /// Where time comes from ([`Clock::system`] if not set).
     pub fn clock(mut self, clock: Clock) -> Self {
-        self.clock = Some(clock);
+        self.setup.clock = Some(clock);
         self
     }
 
@@ -167,7 +157,7 @@ where
         mut self,
         observer: impl Fn(crate::Timestamp, crate::check::Event) + Send + Sync + 'static,
     ) -> Self {
-        self.observer = Some(Arc::new(observer));
+        self.setup.observer = Some(Arc::new(observer));
         self
     }
 
@@ -194,7 +184,7 @@ where
     #[cfg(feature = "mutants")]
     #[doc(hidden)]
     pub fn core_mutant(mut self, mutant: crate::core::Mutant) -> Self {
-        self.core_mutant = Some(mutant);
+        self.setup.core_mutant = Some(mutant);
         self
     }
 
@@ -209,39 +199,28 @@ where
             None => Some(default_sleep()),
             Some(sleep) => sleep,
         };
-        if sleep.is_none() && front::needs_timer(&self.config) {
+        if sleep.is_none() && front::needs_timer(&self.setup.config) {
             return Err(BuildError::TimerRequired);
         }
         let spawner = self.spawner.unwrap_or_else(default_spawner);
-        let clock = self.clock.unwrap_or_else(Clock::system);
         #[allow(unused_mut)]
-        let mut board = Board::new(self.config, clock.clone())?;
-        #[cfg(feature = "observe")]
-        let observer = self.observer.map(|report| {
-            let observer = Arc::new(front::observe::Observer::new(report, clock.clone()));
-            board.observe(Arc::clone(&observer));
-            observer
-        });
+        let mut made = self.setup.make()?;
         #[cfg(tokenflight_loom)]
         if self.late_publish {
-            board.late_publish = Some(None);
-        }
-        #[cfg(feature = "mutants")]
-        if let Some(mutant) = self.core_mutant {
-            board.core.plant(mutant);
+            made.board.late_publish = Some(None);
         }
         let refresher = self.refresher;
         let shared = Arc::new_cyclic(|this: &Weak<Shared<T, E>>| Shared {
             snapshot: SnapshotCell::empty(),
-            clock,
+            clock: made.clock,
             refresher,
             sleep,
             spawner,
             beacon: Arc::new(Beacon::new(this.clone() as Weak<dyn Withhold>)),
-            state: Mutex::new(State::new(board)),
+            state: Mutex::new(State::new(made.board)),
             this: this.clone(),
             #[cfg(feature = "observe")]
-            observer,
+            observer: made.observer,
             #[cfg(feature = "mutants")]
             mutant: self.mutant,
         });
