@@ -519,10 +519,11 @@ where
         let now = shared.clock.now();
         let mut state = shared.state.lock();
         let mut asked = f(&mut state.board, now);
-        if let Asked::Wait(place) = asked {
-            if Driving::is_active(self.key()) {
-                state.board.cancel(now, place);
-                asked = Asked::Fail(front::reentrant());
+        if matches!(asked, Asked::Wait(_)) && Driving::is_active(self.key()) {
+            if let Asked::Wait(place) =
+                std::mem::replace(&mut asked, Asked::Fail(front::reentrant()))
+            {
+                state.board.cancel(now, &place);
             }
         }
         let after = self.shared.settle(&mut state, now);
@@ -548,11 +549,13 @@ where
     /// Blocks until the outcome of the request at `place` arrives, firing
     /// the core's timers when their time comes. The refresher runs on the
     /// handle's own thread, never on a waiting one.
-    fn wait(&self, mut now: Timestamp, place: Place) -> Result<Ticket<T>, HandleError<E>> {
+    fn wait(&self, mut now: Timestamp, place: Place<T, E>) -> Result<Ticket<T>, HandleError<E>> {
         let shared = &*self.shared;
         let mut state = shared.state.lock();
         loop {
-            if let Some(outcome) = state.board.take_outcome(place) {
+            // Read under the lock: a blocked thread is woken for every step
+            // and holds the lock again when it looks.
+            if let Some(outcome) = place.outcome() {
                 return outcome;
             }
             state = match state.board.core.poll_timeout() {

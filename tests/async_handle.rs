@@ -851,6 +851,62 @@ fn a_waiter_dropped_from_a_round_is_never_woken_and_the_others_are() {
 }
 
 #[test]
+fn an_answered_round_goes_with_its_last_waiter_read_or_dropped() {
+    use std::future::Future;
+    use std::sync::Weak;
+    use std::task::{Context, Poll, Waker};
+
+    // The refresher answers token 2 once the gate's sender fires; the
+    // test keeps a weak reference to it, to see when the last holder goes.
+    let (open, gate) = oneshot::channel::<()>();
+    let gate = Arc::new(Mutex::new(Some(gate)));
+    let handle = Handle::builder(move |_| {
+        let gate = gate.lock().unwrap().take();
+        async move {
+            if let Some(gate) = gate {
+                gate.await.unwrap();
+            }
+            Ok::<_, RefreshError<&'static str>>(Fresh::new(Arc::new(2_u64)))
+        }
+    })
+    .config(config())
+    .without_timer()
+    .without_spawner()
+    .build()
+    .unwrap();
+    let mut cx = Context::from_waker(Waker::noop());
+    let mut reader = Box::pin(handle.ticket());
+    let mut dropped = Box::pin(handle.ticket());
+    assert!(reader.as_mut().poll(&mut cx).is_pending());
+    assert!(dropped.as_mut().poll(&mut cx).is_pending());
+    assert_eq!(handle.waiters(), 2);
+    open.send(()).unwrap();
+    // The reader drives the refresh, which answers both, and reads its
+    // outcome; the other is dropped without reading it.
+    let Poll::Ready(ticket) = reader.as_mut().poll(&mut cx) else {
+        panic!("the reader ends the refresh and reads its answer");
+    };
+    let ticket = ticket.unwrap();
+    let token: Weak<u64> = Arc::downgrade(ticket.token());
+    assert_eq!(
+        (*ticket.token().as_ref(), ticket.generation()),
+        (2, Generation(1))
+    );
+    assert_eq!(handle.waiters(), 0);
+    drop(dropped);
+    drop((ticket, reader));
+    // A login replaces token 2: the handle no longer holds it, and the
+    // round's outcome went with the waiters that held it.
+    handle.set_token(Fresh::new(Arc::new(3)));
+    assert!(
+        token.upgrade().is_none(),
+        "an answered round outlived its waiters"
+    );
+    let ticket = handle.try_ticket().unwrap();
+    assert_eq!(**ticket.token(), 3);
+}
+
+#[test]
 fn a_call_nobody_waits_for_is_made_at_once_and_its_answer_outlives_the_timeout() {
     // With one attempt per round: an invalidation with no request waiting
     // starts a call; it must be made now, not when the next request comes,

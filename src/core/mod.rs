@@ -754,6 +754,8 @@ impl<T, E> Core<T, E> {
         }
         let current = self.token.as_ref().map(|c| Arc::clone(&c.token));
         let Some(token) = current else { return };
+        // One action per waiter: grown once, not by doubling through a herd.
+        self.actions.reserve(waiters.len());
         for (id, sends) in waiters {
             let lease = Lease::new(Arc::clone(&token), self.generation, sends.saturating_add(1));
             self.actions.push_back(Action::Resume { id, lease });

@@ -2,7 +2,6 @@
 //! core, the waiting requests' rounds, and the snapshot the lock-free fast
 //! path reads), and the fast path itself.
 
-use std::collections::VecDeque;
 use std::sync::Arc;
 
 use super::clock::{Clock, Deadline};
@@ -13,31 +12,34 @@ use super::status::Status;
 use super::ticket::Ticket;
 #[cfg(feature = "observe")]
 use super::watch::{Asking, Before};
-use crate::sync::{Nothing, SnapshotCell};
+use crate::sync::{Nothing, OnceCell, SnapshotCell};
 use crate::{
     Action, Config, ConfigError, Core, Credential, Fresh, Generation, Lease, Next, Phase,
     RefreshError, RefreshId, RequestId, Snapshot, Timestamp,
 };
 
-/// Where a parked waiter sits: its round (named by the round's first
+/// Where a waiting waiter sits: its round (named by the round's first
 /// request id) and its position in the round's waker list; what the async
-/// handle appoints a driver by.
+/// handle appoints a driver by (only waiters still waiting are appointed).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Seat {
     round: u64,
     pos: u32,
 }
 
-/// What a request that waits keeps (16 bytes): the core's name for it,
-/// which also tells its round (rounds hold disjoint ranges of ids), its
-/// position in the round, so that reaching its entry needs no lookup by id,
-/// and the send its lease will be for (the core resumes it with
-/// `sends + 1`, the same number the board computes when it parks).
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Place {
+/// What a request that waits keeps (24 bytes): the core's name for it,
+/// its position in the round, so that reaching its entry needs no lookup
+/// by id, the send its lease will be for (the core resumes it with
+/// `sends + 1`, the same number the board computes when it parks), and its
+/// round's mailbox, where it reads its outcome without the handle's lock.
+pub(crate) struct Place<T, E> {
     pub(crate) id: RequestId,
     pos: u32,
     send: u32,
+    mailbox: Arc<Mailbox<T, E>>,
+    /// An observed handle's number for the request.
+    #[cfg(feature = "observe")]
+    seen: Option<RequestId>,
 }
 
 /// A round's outcome, delivered once for all of its waiters: each builds
@@ -47,40 +49,149 @@ enum Delivered<T, E> {
     Error(HandleError<E>),
 }
 
+/// Where a round's outcome is delivered: set once, under the handle's lock,
+/// in the critical section that answers the round (before its waiters are
+/// woken), and read by its waiters without the lock, so that a herd woken
+/// at once does not queue on it. Shared by the round's waiters through its
+/// `Arc`: the board forgets a round once it is answered, and the outcome
+/// goes with the last waiter that holds it.
+struct Mailbox<T, E> {
+    outcome: OnceCell<Delivered<T, E>>,
+    /// The observer of the handle, to report what the waiters do with
+    /// their outcome.
+    #[cfg(feature = "observe")]
+    observer: Option<Arc<super::observe::Observer>>,
+}
+
+impl<T, E> Place<T, E> {
+    /// The outcome, once the round is answered: read without a lock. A set
+    /// happens before the wake that follows it, so a woken waiter finds
+    /// it; one that looks before it is set looks again under the lock.
+    pub(crate) fn outcome(&self) -> Option<Result<Ticket<T>, HandleError<E>>> {
+        let outcome = self.mailbox.outcome.with(|delivered| match delivered {
+            Delivered::Token(token, generation) => Ok(Ticket::core(Lease::new(
+                Arc::clone(token),
+                *generation,
+                self.send,
+            ))),
+            Delivered::Error(error) => Err(error.clone()),
+        })?;
+        #[cfg(feature = "observe")]
+        if let (Some(observer), Some(id)) = (&self.mailbox.observer, self.seen) {
+            // A ticket only: an error already ended the request.
+            return Some(
+                outcome.map(|ticket| ticket.seen(super::observe::Seen::new(observer, id))),
+            );
+        }
+        Some(outcome)
+    }
+
+    /// Whether the round was answered: then neither the core nor the board
+    /// holds this waiter any more.
+    pub(crate) fn answered(&self) -> bool {
+        self.mailbox.outcome.with(|_| ()).is_some()
+    }
+
+    /// Whether it was answered with a token.
+    #[cfg(feature = "observe")]
+    fn answered_token(&self) -> bool {
+        self.mailbox
+            .outcome
+            .with(|d| matches!(d, Delivered::Token(..)))
+            .unwrap_or(false)
+    }
+
+    /// An answered waiter goes without reading its outcome: an observed
+    /// one given a token reports it will not use it (one given an error
+    /// was already reported failed). Never call it with the handle's lock
+    /// held: it runs the observer.
+    #[cfg(feature = "observe")]
+    pub(crate) fn report_unread(&self) {
+        if let (Some(observer), Some(id), true) =
+            (&self.mailbox.observer, self.seen, self.answered_token())
+        {
+            observer.report_now(crate::check::Event::Cancelled { id });
+        }
+    }
+}
+
 /// The waiters that parked together, from the first who found no usable
 /// token until the core answered them all at once (a token or an error).
-/// A waiter joins the round still waiting; a round answered is closed, and
-/// the next waiter opens a new one.
+/// A waiter joins the round still waiting; a round answered leaves the
+/// board (its outcome stays in its mailbox), and the next waiter opens a
+/// new one.
 struct Round<T, E, W> {
-    /// The id of its first waiter; rounds are kept in this order.
+    /// The id of its first waiter: the round's name in a [`Seat`].
     first: u64,
     /// The id of its last waiter, so far.
     last: u64,
-    /// Each waiter's waker, by position; `None` before its first poll,
-    /// after it left, and once the round is answered (the wakers are
-    /// taken, to wake).
+    /// Each waiter's waker, by position; `None` before its first poll and
+    /// after it left. Taken, to wake, when the round is answered.
     wakers: Vec<Option<W>>,
     /// Positions whose waiter left before the round was answered, for the
     /// next waiter to take: a round's list is as long as the most waiters
     /// it held at once, never longer, however many come and go (S7).
     free: Vec<u32>,
-    /// Waiters that have not left yet (read their outcome, or cancelled).
-    /// The round goes when this drops to zero.
+    /// Waiters that have not cancelled. The round goes when this drops to
+    /// zero.
     members: usize,
     /// Positions below this hold no waker (see `Board::first_waker`).
     scan: usize,
-    outcome: Option<Delivered<T, E>>,
+    mailbox: Arc<Mailbox<T, E>>,
 }
 
-/// The core's answer to one waiter, as one step's answers are gathered.
-type Answer<T, E> = (RequestId, Result<Lease<T>, HandleError<E>>);
+/// An answered round's mailbox, and the outcome to put in it.
+type Letter<T, E> = (Arc<Mailbox<T, E>>, Delivered<T, E>);
+
+/// The core's answer to one waiter.
+type Answer<T, E> = Result<Lease<T>, HandleError<E>>;
 
 /// One settling's answers so far, and how many of them are failures (the
-/// first one's error, for the warning when refreshing gives up).
+/// first one's error, for the warning when refreshing gives up). The core
+/// answers a round all with one token or all with one error, so only the
+/// first answer is kept: a list of them all, at 100 000 waiters, cost more
+/// than the rest of the step.
 struct Drained<T, E> {
-    answers: Vec<Answer<T, E>>,
+    first: Option<Answer<T, E>>,
+    count: usize,
+    /// Each answer's request, and whether it agreed with the first, for
+    /// the delivery to be checked against (debug builds only).
+    #[cfg(debug_assertions)]
+    checked: Vec<(RequestId, bool)>,
     failed: usize,
     first_error: Option<HandleError<E>>,
+}
+
+impl<T, E> Drained<T, E> {
+    fn new() -> Self {
+        Drained {
+            first: None,
+            count: 0,
+            #[cfg(debug_assertions)]
+            checked: Vec::new(),
+            failed: 0,
+            first_error: None,
+        }
+    }
+
+    fn answer(&mut self, id: RequestId, answer: Answer<T, E>) {
+        self.count += 1;
+        #[cfg(debug_assertions)]
+        self.checked.push((
+            id,
+            self.first.as_ref().is_none_or(|one| match (&answer, one) {
+                (Ok(lease), Ok(one)) => {
+                    lease.generation() == one.generation()
+                        && Arc::ptr_eq(lease.shared_token(), one.shared_token())
+                }
+                (Err(_), Err(_)) => true,
+                _ => false,
+            }),
+        ));
+        #[cfg(not(debug_assertions))]
+        let _ = id;
+        self.first.get_or_insert(answer);
+    }
 }
 
 /// Runs `$body` with the board's observer-side watch, if the handle is
@@ -112,10 +223,10 @@ pub(crate) struct Board<T, E, W> {
     /// Turns the snapshot's `valid_until` into the fast path's deadline.
     clock: Clock,
     next_id: u64,
-    /// The rounds whose waiters have not all left, oldest first; only the
-    /// last can still be waiting. Ordered, so that which waiter the async
+    /// The round whose waiters still wait, if any: the only one the board
+    /// holds. Its waker list is ordered, so that which waiter the async
     /// handle appoints next is deterministic (loom replays executions).
-    rounds: VecDeque<Round<T, E, W>>,
+    open: Option<Round<T, E, W>>,
     /// What the snapshot cell holds now (`None`: empty), so that an
     /// unchanged snapshot is not stored again.
     published: Option<(Generation, Timestamp)>,
@@ -172,7 +283,7 @@ impl<T> Nothing for Published<T> {
 /// What the core answered a request, as the handles act on it.
 pub(crate) enum Asked<T, E> {
     Send(Ticket<T>),
-    Wait(Place),
+    Wait(Place<T, E>),
     Fail(HandleError<E>),
 }
 
@@ -193,7 +304,7 @@ impl<T, E, W> Board<T, E, W> {
             core: Core::new(config)?,
             clock,
             next_id: 0,
-            rounds: VecDeque::new(),
+            open: None,
             published: None,
             phase: Phase::Idle,
             last_failure: "",
@@ -440,31 +551,27 @@ impl<T, E, W> Board<T, E, W> {
 
     /// How many waiters the open round has.
     fn waiting(&self) -> usize {
-        self.rounds
-            .back()
-            .filter(|r| r.outcome.is_none())
-            .map_or(0, |r| r.members)
+        self.open.as_ref().map_or(0, |r| r.members)
     }
 
     /// Seats a new waiter in the open round, or opens one. A position a
     /// waiter left is taken again first.
-    fn park(&mut self, id: RequestId, send: u32) -> Place {
-        let open = self.rounds.back_mut().filter(|r| r.outcome.is_none());
-        let round = match open {
-            Some(round) => round,
-            None => {
-                self.rounds.push_back(Round {
-                    first: id.0,
-                    last: id.0,
-                    wakers: Vec::new(),
-                    free: Vec::new(),
-                    members: 0,
-                    scan: 0,
-                    outcome: None,
-                });
-                self.rounds.back_mut().expect("just pushed")
-            }
-        };
+    fn park(&mut self, id: RequestId, send: u32) -> Place<T, E> {
+        #[cfg(feature = "observe")]
+        let observer = self.watch.as_ref().map(|w| Arc::clone(w.observer()));
+        let round = self.open.get_or_insert_with(|| Round {
+            first: id.0,
+            last: id.0,
+            wakers: Vec::new(),
+            free: Vec::new(),
+            members: 0,
+            scan: 0,
+            mailbox: Arc::new(Mailbox {
+                outcome: OnceCell::new(),
+                #[cfg(feature = "observe")]
+                observer,
+            }),
+        });
         let pos = match round.free.pop() {
             Some(pos) => pos,
             None => {
@@ -476,65 +583,41 @@ impl<T, E, W> Board<T, E, W> {
         };
         round.members += 1;
         round.last = id.0;
-        Place { id, pos, send }
+        Place {
+            id,
+            pos,
+            send,
+            mailbox: Arc::clone(&round.mailbox),
+            #[cfg(feature = "observe")]
+            seen: watch!(self, w => w.waiting_id(id)).flatten(),
+        }
     }
 
-    /// The index of `place`'s round: the last that starts at or before it.
-    fn round_index(&self, place: Place) -> usize {
-        let index = self.rounds.partition_point(|r| r.first <= place.id.0);
-        debug_assert!(index > 0, "a waiter's round lives until the waiter leaves");
-        index - 1
+    /// The open round, which holds `place` while it waits (its round is
+    /// not answered).
+    fn round_of(&mut self, place: &Place<T, E>) -> &mut Round<T, E, W> {
+        let round = self
+            .open
+            .as_mut()
+            .expect("a waiter that still waits is in the open round");
+        debug_assert!(
+            Arc::ptr_eq(&round.mailbox, &place.mailbox),
+            "a waiter that still waits is in the open round"
+        );
+        round
     }
 
-    /// The seat of the waiter at `place`.
-    pub(crate) fn seat(&self, place: Place) -> Seat {
+    /// The seat of the waiter at `place`, still waiting.
+    pub(crate) fn seat(&mut self, place: &Place<T, E>) -> Seat {
         Seat {
-            round: self.rounds[self.round_index(place)].first,
+            round: self.round_of(place).first,
             pos: place.pos,
         }
     }
 
-    /// `place` leaves its round (outcome read, or cancelled); the round
-    /// goes with its last member.
-    fn leave(&mut self, index: usize) {
-        let round = &mut self.rounds[index];
-        round.members -= 1;
-        if round.members == 0 {
-            self.rounds.remove(index);
-        }
-    }
-
-    /// The waiter at `place` takes its outcome, if it has arrived; it has
-    /// then left.
-    pub(crate) fn take_outcome(
-        &mut self,
-        place: Place,
-    ) -> Option<Result<Ticket<T>, HandleError<E>>> {
-        let index = self.round_index(place);
-        let outcome = match self.rounds[index].outcome.as_ref()? {
-            Delivered::Token(token, generation) => Ok(Ticket::core(Lease::new(
-                Arc::clone(token),
-                *generation,
-                place.send,
-            ))),
-            Delivered::Error(error) => Err(error.clone()),
-        };
-        self.leave(index);
-        #[cfg(feature = "observe")]
-        let outcome = {
-            let sent = outcome.is_ok();
-            match watch!(self, w => w.left(place.id, sent)).flatten() {
-                Some(seen) => outcome.map(|ticket| ticket.seen(seen)),
-                None => outcome,
-            }
-        };
-        Some(outcome)
-    }
-
     /// The waker slot of the waiter at `place`, still waiting, to set.
-    pub(crate) fn waker_mut(&mut self, place: Place) -> &mut Option<W> {
-        let index = self.round_index(place);
-        let round = &mut self.rounds[index];
+    pub(crate) fn waker_mut(&mut self, place: &Place<T, E>) -> &mut Option<W> {
+        let round = self.round_of(place);
         let pos = place.pos as usize;
         round.scan = round.scan.min(pos);
         &mut round.wakers[pos]
@@ -544,7 +627,7 @@ impl<T, E, W> Board<T, E, W> {
     /// open round. Amortised O(1): the positions skipped hold no waker, and
     /// a waiter that sets one below the mark moves it back.
     pub(crate) fn first_waker(&mut self) -> Option<(Seat, &W)> {
-        let round = self.rounds.back_mut().filter(|r| r.outcome.is_none())?;
+        let round = self.open.as_mut()?;
         while round.wakers.get(round.scan).is_some_and(Option::is_none) {
             round.scan += 1;
         }
@@ -559,59 +642,62 @@ impl<T, E, W> Board<T, E, W> {
 
     /// Removes a waiter that gives up before its outcome arrived (or after,
     /// unread). Returns whether it was still waiting in the core.
-    pub(crate) fn cancel(&mut self, now: Timestamp, place: Place) -> bool {
-        let index = self.round_index(place);
-        let round = &mut self.rounds[index];
-        let waiting = round.outcome.is_none();
-        #[cfg(feature = "observe")]
-        let answered = round
-            .outcome
-            .as_ref()
-            .map(|o| matches!(o, Delivered::Token(..)));
-        if waiting {
-            round.wakers[place.pos as usize] = None;
-            round.free.push(place.pos);
+    pub(crate) fn cancel(&mut self, now: Timestamp, place: &Place<T, E>) -> bool {
+        if place.answered() {
+            // The round left the board when it was answered, and the core
+            // forgot its waiters then.
+            #[cfg(feature = "observe")]
+            if let (true, Some(id)) = (place.answered_token(), place.seen) {
+                watch!(self, w => w.unread(&self.core, id));
+            }
+            return false;
         }
-        self.leave(index);
-        let waited = waiting && self.core.handle_cancel(now, place.id);
-        watch!(self, w => w.cancelled(&self.core, place.id, answered));
+        let round = self.round_of(place);
+        round.wakers[place.pos as usize] = None;
+        round.free.push(place.pos);
+        round.members -= 1;
+        if round.members == 0 {
+            self.open = None;
+        }
+        let waited = self.core.handle_cancel(now, place.id);
+        watch!(self, w => w.cancelled(&self.core, place.id));
         waited
     }
 
     /// Delivers one step's answers: the core answers every waiter of the
     /// open round at once, all with one token or all with one error, so the
-    /// round gets that outcome once and its wakers are taken.
-    fn deliver(&mut self, answers: Vec<Answer<T, E>>, settled: &mut Settled<W>) {
-        let Some((_, first)) = answers.first() else {
-            return;
-        };
-        let Some(round) = self.rounds.back_mut().filter(|r| r.outcome.is_none()) else {
+    /// round gets that outcome once, its wakers are taken, and it leaves
+    /// the board. Returns the outcome and the mailbox to put it in, which
+    /// is done last in the step (see `settle`).
+    fn deliver(
+        &mut self,
+        drained: &Drained<T, E>,
+        settled: &mut Settled<W>,
+    ) -> Option<Letter<T, E>> {
+        let first = drained.first.as_ref()?;
+        let Some(round) = self.open.take() else {
             debug_assert!(false, "the core answered waiters no round holds");
-            return;
+            return None;
         };
-        debug_assert!(
-            answers.len() == round.members
-                && answers.iter().all(|(id, answer)| {
-                    (round.first..=round.last).contains(&id.0)
-                        && match (answer, first) {
-                            (Ok(lease), Ok(one)) => {
-                                lease.generation() == one.generation()
-                                    && Arc::ptr_eq(lease.shared_token(), one.shared_token())
-                            }
-                            (Err(_), Err(_)) => true,
-                            _ => false,
-                        }
-                }),
+        debug_assert_eq!(
+            drained.count, round.members,
             "the core answered part of a round, or more"
         );
-        round.outcome = Some(match first {
+        #[cfg(debug_assertions)]
+        debug_assert!(
+            drained
+                .checked
+                .iter()
+                .all(|&(id, agrees)| agrees && (round.first..=round.last).contains(&id.0)),
+            "the core answered a round with more than one outcome, or beyond it"
+        );
+        let outcome = match first {
             Ok(lease) => Delivered::Token(Arc::clone(lease.shared_token()), lease.generation()),
             // The core fails a round with clones of one error.
             Err(error) => Delivered::Error(error.clone()),
-        });
-        round.scan = 0;
-        round.free = Vec::new();
-        settled.woken.push(std::mem::take(&mut round.wakers));
+        };
+        settled.woken.push(round.wakers);
+        Some((round.mailbox, outcome))
     }
 
     /// After every input: fires the timers that are due, delivers the
@@ -623,11 +709,7 @@ impl<T, E, W> Board<T, E, W> {
             woken: Vec::new(),
             notes: Vec::new(),
         };
-        let mut drained = Drained {
-            answers: Vec::new(),
-            failed: 0,
-            first_error: None,
-        };
+        let mut drained = Drained::new();
         // The input's actions, then each deadline's: drained step by step,
         // so that an observed history has each step's outcomes before the
         // phase it left the core in.
@@ -647,12 +729,12 @@ impl<T, E, W> Board<T, E, W> {
             }
             self.drain(&mut drained);
         }
+        let answered = self.deliver(&drained, &mut settled);
         let Drained {
-            answers,
             failed,
             first_error,
+            ..
         } = drained;
-        self.deliver(answers, &mut settled);
         debug_assert_eq!(
             self.core.waiters(),
             self.waiting(),
@@ -682,6 +764,12 @@ impl<T, E, W> Board<T, E, W> {
             watch.flush(outbox);
         }
         settled.notes = std::mem::take(&mut self.notes);
+        // Last, after the step's events are queued: a waiter that reads its
+        // outcome (with no lock) and then reports what it did with it is
+        // reported after the step that answered it.
+        if let Some((mailbox, outcome)) = answered {
+            mailbox.outcome.set(outcome);
+        }
         settled
     }
 
@@ -703,11 +791,11 @@ impl<T, E, W> Board<T, E, W> {
                 Action::AbandonRefresh { attempt } => {
                     self.notes.push(Note::Abandoned { attempt: attempt.0 });
                 }
-                Action::Resume { id, lease } => drained.answers.push((id, Ok(lease))),
+                Action::Resume { id, lease } => drained.answer(id, Ok(lease)),
                 Action::Fail { id, error } => {
                     drained.failed += 1;
                     drained.first_error.get_or_insert_with(|| error.clone());
-                    drained.answers.push((id, Err(error)));
+                    drained.answer(id, Err(error));
                 }
             }
         }

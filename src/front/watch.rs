@@ -53,7 +53,8 @@ pub(crate) struct Watch {
     observer: Arc<Observer>,
     events: Vec<(Timestamp, Event)>,
     /// The handle's number for each request waiting in the core, by the
-    /// core's name for it, until it leaves its round (S7: as many as wait).
+    /// core's name for it, until the core answers it or it cancels (S7: as
+    /// many as wait).
     waiting: HashMap<RequestId, RequestId>,
     /// The phase last reported.
     phase: Phase,
@@ -159,11 +160,11 @@ impl Watch {
     /// One of the core's actions: a waiter resumed or failed.
     pub(crate) fn action<T, E>(&mut self, core: &Core<T, E>, action: &Action<T, E>) {
         let event = match action {
-            Action::Resume { id, lease } => self.waiting.get(id).map(|&id| Event::Sent {
+            Action::Resume { id, lease } => self.waiting.remove(id).map(|id| Event::Sent {
                 id,
                 generation: lease.generation(),
             }),
-            Action::Fail { id, .. } => self.waiting.get(id).map(|&id| Event::Failed { id }),
+            Action::Fail { id, .. } => self.waiting.remove(id).map(|id| Event::Failed { id }),
             // The call's start and end are reported where the call is made
             // and where its future ends.
             Action::StartRefresh { .. } | Action::AbandonRefresh { .. } => None,
@@ -182,28 +183,22 @@ impl Watch {
         }
     }
 
-    /// The waiter `core_id` read its outcome: what its ticket carries, if
-    /// it got one (an error already ended it).
-    pub(crate) fn left(&mut self, core_id: RequestId, sent: bool) -> Option<Seen> {
-        let id = self.waiting.remove(&core_id)?;
-        sent.then(|| Seen::new(&self.observer, id))
+    /// The handle's number for the request the core waits as `core_id`.
+    pub(crate) fn waiting_id(&self, core_id: RequestId) -> Option<RequestId> {
+        self.waiting.get(&core_id).copied()
     }
 
-    /// The waiter `core_id` gave up; `answered` is what it had been
-    /// answered, if anything (`true`: a token it will not use, `false`: an
-    /// error, which already ended it).
-    pub(crate) fn cancelled<T, E>(
-        &mut self,
-        core: &Core<T, E>,
-        core_id: RequestId,
-        answered: Option<bool>,
-    ) {
-        let Some(id) = self.waiting.remove(&core_id) else {
-            return;
-        };
-        if answered != Some(false) {
+    /// The waiter `core_id` gave up before the core answered it.
+    pub(crate) fn cancelled<T, E>(&mut self, core: &Core<T, E>, core_id: RequestId) {
+        if let Some(id) = self.waiting.remove(&core_id) {
             self.push(core, Event::Cancelled { id });
         }
+    }
+
+    /// The request `id` was answered a token and gave up without reading
+    /// it: it will not use it.
+    pub(crate) fn unread<T, E>(&mut self, core: &Core<T, E>, id: RequestId) {
+        self.push(core, Event::Cancelled { id });
     }
 
     /// Queues the step's events, in the critical section that publishes it.

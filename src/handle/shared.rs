@@ -32,6 +32,10 @@ enum Mutant {
     ForgetToWakeRound,
 }
 
+/// What a request asking the core is told: a ticket to send with, a place
+/// to wait in, or an error.
+pub(super) type Told<T, E> = Result<Result<Ticket<T>, Place<T, E>>, HandleError<E>>;
+
 pub(super) type RefreshResult<T, E> = Result<Fresh<T>, RefreshError<E>>;
 pub(super) type RefreshFuture<T, E> =
     Pin<Box<dyn Future<Output = RefreshResult<T, E>> + Send + 'static>>;
@@ -148,6 +152,9 @@ pub(super) struct Aftermath<T, E> {
     pub(super) wake: Vec<Waker>,
     /// The wakers of rounds answered, as the board took them.
     wake_rounds: Vec<Vec<Option<Waker>>>,
+    /// A waker let go under the lock, dropped after it (a waker's drop is
+    /// the executor's code).
+    released: Vec<Waker>,
     drop_refresh: Vec<RefreshFuture<T, E>>,
     drop_sleep: Vec<SleepFuture>,
     notes: Vec<Note>,
@@ -163,6 +170,7 @@ impl<T, E> Aftermath<T, E> {
         Aftermath {
             wake: Vec::new(),
             wake_rounds: Vec::new(),
+            released: Vec::new(),
             drop_refresh: Vec::new(),
             drop_sleep: Vec::new(),
             notes: Vec::new(),
@@ -190,6 +198,7 @@ impl<T, E> Aftermath<T, E> {
         if let (Some(task), Some(spawner)) = (self.spawn, &shared.spawner) {
             spawner.spawn(task);
         }
+        drop(self.released);
         drop(self.drop_refresh);
         drop(self.drop_sleep);
     }
@@ -257,6 +266,14 @@ where
         let settled = state.board.settle(now, &mut |snapshot, changed| {
             beacon.publish(cell, snapshot, changed);
         });
+        if !settled.woken.is_empty() {
+            // A round answered: no waiter waits any more (the core answers
+            // all of them at once), so none stays appointed. A waiter that
+            // reads its outcome is then never the appointed one, and leaves
+            // with no lock; work that wakes meanwhile is withheld for the
+            // next request to pick up, as when no one waits.
+            after.released.extend(self.beacon.vacate());
+        }
         if !self.is(Mutant::ForgetToWakeRound) {
             after.wake_rounds.extend(settled.woken);
         }
@@ -365,7 +382,7 @@ where
     /// snapshot read.
     #[cold]
     #[inline(never)]
-    pub(super) fn acquire(&self) -> Result<Result<Ticket<T>, Place>, HandleError<E>> {
+    pub(super) fn acquire(&self) -> Told<T, E> {
         self.ask(|board, now| board.acquire(now))
     }
 
@@ -380,17 +397,17 @@ where
     pub(super) fn ask(
         &self,
         f: impl FnOnce(&mut Board<T, E, Waker>, Timestamp) -> Asked<T, E>,
-    ) -> Result<Result<Ticket<T>, Place>, HandleError<E>> {
+    ) -> Told<T, E> {
         self.drive(false);
         let mut after = Aftermath::new();
         let now = self.clock.now();
         let asked = {
             let mut state = self.state.lock();
             let mut asked = f(&mut state.board, now);
-            if let Asked::Wait(place) = asked {
-                if Driving::is_active(self.key()) {
-                    state.board.cancel(now, place);
-                    asked = Asked::Fail(front::reentrant());
+            if matches!(asked, Asked::Wait(_)) && Driving::is_active(self.key()) {
+                let reentrant = Asked::Fail(front::reentrant());
+                if let Asked::Wait(place) = std::mem::replace(&mut asked, reentrant) {
+                    state.board.cancel(now, &place);
                 }
             }
             self.settle(&mut state, now, &mut after);

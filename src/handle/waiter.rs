@@ -155,6 +155,12 @@ impl Beacon {
         self.signal.lock().driver.take()
     }
 
+    /// No waiter waits any more (their round was answered): none is
+    /// appointed. Returns the waker let go, to drop after unlocking.
+    pub(super) fn vacate(&self) -> Option<Waker> {
+        self.signal.lock().appointed.take().map(|(_, waker)| waker)
+    }
+
     /// Appoints the waiter at `id` and returns whether the flag is up;
     /// lowers it if `take` (the caller is taking the work out).
     fn appoint(&self, id: Seat, waker: &Waker, take: bool) -> bool {
@@ -169,8 +175,9 @@ impl Beacon {
         raised
     }
 
-    /// `id` leaves: if it was appointed, appoints another waiter and returns
-    /// its waker, to wake it (it may have work to pick up).
+    /// `id` cancels while waiting: if it was appointed, appoints another
+    /// waiter and returns its waker, to wake it (it may have work to pick
+    /// up).
     fn resign<T, E>(&self, id: Seat, board: &mut Board<T, E, Waker>) -> Option<Waker> {
         let mut signal = self.signal.lock();
         if !matches!(&signal.appointed, Some((a, _)) if *a == id) {
@@ -269,7 +276,7 @@ where
     E: Send + Sync + 'static,
 {
     shared: &'a Shared<T, E>,
-    place: Place,
+    place: Place<T, E>,
     /// The outcome was read; nothing to clean up.
     done: bool,
 }
@@ -279,7 +286,7 @@ where
     T: Send + Sync + 'static,
     E: Send + Sync + 'static,
 {
-    pub(super) fn new(shared: &'a Shared<T, E>, place: Place) -> Self {
+    pub(super) fn new(shared: &'a Shared<T, E>, place: Place<T, E>) -> Self {
         Waiting {
             shared,
             place,
@@ -300,20 +307,25 @@ where
         let shared = this.shared;
         let mut worked = false;
         loop {
+            // Woken by its round's answer, a waiter reads it without the
+            // lock: a herd woken at once does not queue on it. It was
+            // never appointed since (see `Beacon::vacate`): nothing to
+            // hand on.
+            if let Some(outcome) = this.place.outcome() {
+                this.done = true;
+                return Poll::Ready(outcome);
+            }
             let mut after = Aftermath::new();
             let work = {
                 let mut state = shared.state.lock();
-                let seat = state.board.seat(this.place);
-                if let Some(outcome) = state.board.take_outcome(this.place) {
+                // Answered since it looked: the answer is read under this
+                // lock, before anyone waits on a waker it would never get.
+                if let Some(outcome) = this.place.outcome() {
                     this.done = true;
-                    after
-                        .wake
-                        .extend(shared.beacon.resign(seat, &mut state.board));
-                    drop(state);
-                    after.run(shared);
                     return Poll::Ready(outcome);
                 }
-                let slot = state.board.waker_mut(this.place);
+                let seat = state.board.seat(&this.place);
+                let slot = state.board.waker_mut(&this.place);
                 if !slot.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
                     *slot = Some(cx.waker().clone());
                 }
@@ -355,21 +367,32 @@ where
     /// `max_waiters` and is never resumed into a dead task; and L1 for the
     /// others: if it was the appointed driver of the refresh, the
     /// appointment passes to another waiter, who is woken to take over.
+    ///
+    /// One whose round was answered is already forgotten by the core and
+    /// the board, and is appointed no more: it goes with no lock (an
+    /// observed one reports the token it leaves unused).
     fn drop(&mut self) {
         if self.done {
             return;
         }
         let shared = self.shared;
+        if self.place.answered() {
+            #[cfg(feature = "observe")]
+            self.place.report_unread();
+            return;
+        }
         let mut after = Aftermath::new();
         let now = shared.clock.now();
         {
             let mut state = shared.state.lock();
-            let seat = state.board.seat(self.place);
-            state.board.cancel(now, self.place);
+            let seat = (!self.place.answered()).then(|| state.board.seat(&self.place));
+            state.board.cancel(now, &self.place);
             shared.settle(&mut state, now, &mut after);
-            after
-                .wake
-                .extend(shared.beacon.resign(seat, &mut state.board));
+            if let Some(seat) = seat {
+                after
+                    .wake
+                    .extend(shared.beacon.resign(seat, &mut state.board));
+            }
         }
         after.run(shared);
     }

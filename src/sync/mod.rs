@@ -1,8 +1,9 @@
 //! The one place the front-ends get their synchronisation primitives from.
 //!
-//! Normally these are `parking_lot`, `std` and `arc-swap`. Under
-//! `--cfg tokenflight_loom` they are `loom`'s, so that the loom suite checks
-//! the front-ends' real shared-state code in every interleaving. The cfg name
+//! Normally these are `parking_lot`, `std` (its `OnceLock` too) and
+//! `arc-swap`. Under `--cfg tokenflight_loom` they are `loom`'s, so that the
+//! loom suite checks the front-ends' real shared-state code in every
+//! interleaving. The cfg name
 //! is our own on purpose: a plain `--cfg loom` would also switch tokio (and
 //! anything else that honours it) into loom mode.
 //!
@@ -117,6 +118,30 @@ mod imp {
         }
     }
 
+    /// A value set once, under the core's lock, and read without a lock
+    /// by whoever holds the cell: a round's outcome, which its waiters read
+    /// when woken without queueing on the handle's lock.
+    #[derive(Debug)]
+    pub(crate) struct OnceCell<T>(std::sync::OnceLock<T>);
+
+    impl<T> OnceCell<T> {
+        pub(crate) fn new() -> Self {
+            OnceCell(std::sync::OnceLock::new())
+        }
+
+        /// Sets the value; a cell is set at most once.
+        pub(crate) fn set(&self, value: T) {
+            let fresh = self.0.set(value).is_ok();
+            debug_assert!(fresh, "a once-set cell was set twice");
+        }
+
+        /// `f` of the value, if it is set: a set that happened before (in
+        /// any thread) is seen.
+        pub(crate) fn with<R>(&self, f: impl FnOnce(&T) -> R) -> Option<R> {
+            self.0.get().map(f)
+        }
+    }
+
     /// Starts a named thread of the handle's own.
     pub(crate) fn spawn_thread(name: &str, f: impl FnOnce() + Send + 'static) {
         std::thread::Builder::new()
@@ -220,6 +245,33 @@ mod imp {
         pub(crate) fn store(&self, value: Option<Arc<S>>) {
             *self.cell.write().unwrap_or_else(|e| e.into_inner()) =
                 value.unwrap_or_else(|| Arc::clone(&self.nothing));
+        }
+    }
+
+    /// Loom has no `OnceLock`; a loom `RwLock` over an `Option` has the
+    /// same contract for what we rely on (a read sees a set that happened
+    /// before it, and a value once set never changes) and lets loom explore
+    /// every order of the set and the reads.
+    #[derive(Debug)]
+    pub(crate) struct OnceCell<T>(loom::sync::RwLock<Option<T>>);
+
+    impl<T> OnceCell<T> {
+        pub(crate) fn new() -> Self {
+            OnceCell(loom::sync::RwLock::new(None))
+        }
+
+        pub(crate) fn set(&self, value: T) {
+            let mut cell = self.0.write().unwrap_or_else(|e| e.into_inner());
+            assert!(cell.is_none(), "a once-set cell was set twice");
+            *cell = Some(value);
+        }
+
+        pub(crate) fn with<R>(&self, f: impl FnOnce(&T) -> R) -> Option<R> {
+            self.0
+                .read()
+                .unwrap_or_else(|e| e.into_inner())
+                .as_ref()
+                .map(f)
         }
     }
 
