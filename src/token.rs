@@ -17,6 +17,17 @@ pub struct Lease<T> {
     token: Arc<T>,
     generation: Generation,
     send: u32,
+    niche: Niche,
+}
+
+/// A byte of a lease's padding with one valid value, so that the enums
+/// around a lease keep their tags in it: a ticket, and the `Option` and
+/// `Result` around it, are each as large as a lease, with no tag word of
+/// their own to write and test on the fast path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[repr(u8)]
+enum Niche {
+    Zero = 0,
 }
 
 impl<T> Lease<T> {
@@ -25,6 +36,7 @@ impl<T> Lease<T> {
             token,
             generation,
             send,
+            niche: Niche::Zero,
         }
     }
 

@@ -76,6 +76,40 @@ fn a_dropped_timer_that_fires_late_does_not_close_the_fast_path() {
 }
 
 #[test]
+fn nothing_to_read_reads_as_nothing() {
+    // The snapshot cell is never empty: before the first token, and while
+    // a wake withholds the snapshot, it holds a value of its own that the
+    // fast path must find passed.
+    let wakers = Wakers::default();
+    let sleep_wakers = wakers.clone();
+    let handle = Handle::builder(|_| async {
+        Ok::<_, RefreshError<()>>(Fresh::new("tok").expires_in(Duration::from_secs(3600)))
+    })
+    .config(Config::default())
+    .sleep(move |_: Duration| Kept(sleep_wakers.clone()))
+    .without_spawner()
+    .build()
+    .unwrap();
+    assert!(handle.try_ticket().is_none(), "a ticket before any token");
+
+    block_on(handle.ticket()).unwrap();
+    assert!(handle.try_ticket().is_some());
+    assert!(wakers.wake_all() > 0, "the refresh timeout was armed");
+    assert!(
+        handle.try_ticket().is_none(),
+        "a ticket while the snapshot is withheld"
+    );
+    let blocking = tokenflight::blocking::Handle::new(Config::default(), |_| {
+        Ok::<_, RefreshError<()>>(Fresh::new("tok"))
+    })
+    .unwrap();
+    assert!(
+        blocking.try_ticket().is_none(),
+        "a blocking ticket before any token"
+    );
+}
+
+#[test]
 fn the_future_a_request_awaits_is_small() {
     // What every `ticket().await` moves and matches on, fast path or not,
     // and what a parked waiter keeps in its task.

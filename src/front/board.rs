@@ -12,7 +12,7 @@ use super::status::Status;
 use super::ticket::Ticket;
 #[cfg(feature = "observe")]
 use super::watch::{Asking, Before};
-use crate::sync::{guarded, OnceCell, SnapshotCell};
+use crate::sync::{Nothing, OnceCell, SnapshotCell};
 use crate::{
     Action, Config, ConfigError, Core, Credential, Fresh, Generation, Lease, Next, Phase,
     RefreshError, RefreshId, RequestId, Snapshot, Timestamp,
@@ -265,8 +265,19 @@ pub(crate) type LatePublish<T> = Option<Option<Arc<Published<T>>>>;
 /// What the fast path reads: the core's snapshot, and its `valid_until` in
 /// the form cheapest to check.
 pub(crate) struct Published<T> {
-    pub(crate) snapshot: Snapshot<T>,
+    /// `Some` whenever `deadline` can be found not passed: only the cell's
+    /// [`Nothing`] has none, and its deadline has always passed.
+    pub(crate) snapshot: Option<Snapshot<T>>,
     deadline: Deadline,
+}
+
+impl<T> Nothing for Published<T> {
+    fn nothing() -> Self {
+        Published {
+            snapshot: None,
+            deadline: Deadline::passed(),
+        }
+    }
 }
 
 /// What the core answered a request, as the handles act on it.
@@ -804,7 +815,7 @@ impl<T, E, W> Board<T, E, W> {
             }
             Published {
                 deadline: clock.deadline(snapshot.valid_until),
-                snapshot,
+                snapshot: Some(snapshot),
             }
         });
         #[cfg(tokenflight_loom)]
@@ -814,7 +825,8 @@ impl<T, E, W> Board<T, E, W> {
         }
         let key = snapshot
             .as_ref()
-            .map(|p| (p.snapshot.lease.generation(), p.snapshot.valid_until));
+            .and_then(|p| p.snapshot.as_ref())
+            .map(|s| (s.lease.generation(), s.valid_until));
         let changed = key != self.published;
         self.published = key;
         store(snapshot.map(Arc::new), changed);
@@ -846,7 +858,7 @@ pub(crate) fn fast_ticket<T>(
     clock: &Clock,
 ) -> Option<Ticket<T>> {
     let guard = cell.load();
-    if guarded(&guard)?.deadline.has_passed(clock) {
+    if guard.deadline.has_passed(clock) {
         return None;
     }
     Some(Ticket::fast(guard))

@@ -105,16 +105,17 @@ fn instant_now() -> Instant {
 /// `now` into a [`Timestamp`] on every call (subtracting the clock's origin,
 /// converting to nanoseconds) cost more than the rest of the fast path.
 ///
-/// A struct rather than an enum of the three cases: the fast path then
-/// tests one flag word instead of decoding a discriminant kept in the
-/// `Instant`'s nanoseconds, which cost it eight instructions a call.
+/// The instant comes first and alone on the valid path: one comparison
+/// decides a valid token. Only once the instant is reached is `reading`
+/// looked at, so the clocks whose deadline no instant tells exactly (a
+/// manual clock; "never") keep one that is reached already (manual) or
+/// centuries away (never), and are decided there by their own reading.
 #[derive(Debug, Clone, Copy)]
 pub(super) struct Deadline {
-    /// The instant the system clock reaches it; unused when `reading` is
-    /// set.
+    /// Until this instant the deadline has not passed.
     at: Instant,
-    /// Compare the clock's own reading with this instead: a manual clock,
-    /// or a deadline no `Instant` can hold (never).
+    /// Once `at` is reached: `None`, the deadline has passed; otherwise it
+    /// has passed when the clock reads this (never, for `Timestamp::MAX`).
     reading: Option<Timestamp>,
 }
 
@@ -123,20 +124,95 @@ impl Deadline {
         Deadline { at, reading: None }
     }
 
+    /// A deadline the clock's own reading decides.
     fn reading(at: Timestamp) -> Self {
+        let now = instant_now();
         Deadline {
-            // Any instant: never compared.
-            at: instant_now(),
+            // "Never" on the system clock: an instant a few centuries on,
+            // where one exists, so that the valid path is the instant's;
+            // anything else is decided by the reading from now on.
+            at: match at {
+                Timestamp::MAX => now.checked_add(NEVER).unwrap_or(now),
+                _ => now,
+            },
             reading: Some(at),
         }
     }
 
+    /// A deadline that has always passed: the snapshot cell's "nothing".
+    pub(super) fn passed() -> Self {
+        Deadline::instant(instant_now())
+    }
+
+    /// By reference: taken by value, the whole deadline was copied to the
+    /// stack around the clock read, four instructions a call.
     #[inline]
-    pub(super) fn has_passed(self, clock: &Clock) -> bool {
+    pub(super) fn has_passed(&self, clock: &Clock) -> bool {
+        instant_now() >= self.at && self.reached(clock)
+    }
+
+    /// Whether a deadline whose instant is reached has passed.
+    #[cold]
+    #[inline(never)]
+    fn reached(&self, clock: &Clock) -> bool {
         match self.reading {
-            None => instant_now() >= self.at,
+            None => true,
             Some(Timestamp::MAX) => false,
             Some(at) => clock.now() >= at,
+        }
+    }
+}
+
+/// How far a "never" deadline's instant lies: far beyond any process's
+/// life, near enough for every `Instant` to hold it.
+const NEVER: Duration = Duration::from_secs(200 * 365 * 24 * 3600);
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicU64, Ordering};
+
+    use super::*;
+
+    /// A manual clock reading whatever `reading` holds, in milliseconds.
+    fn manual(reading: &Arc<AtomicU64>) -> Clock {
+        let reading = Arc::clone(reading);
+        Clock::manual(move || Timestamp::from_millis(reading.load(Ordering::SeqCst)))
+    }
+
+    #[test]
+    fn a_manual_clocks_deadline_passes_exactly_when_its_reading_reaches_it() {
+        let reading = Arc::new(AtomicU64::new(0));
+        let clock = manual(&reading);
+        let deadline = clock.deadline(Timestamp::from_millis(1_000));
+        reading.store(999, Ordering::SeqCst);
+        assert!(!deadline.has_passed(&clock));
+        reading.store(1_000, Ordering::SeqCst);
+        assert!(deadline.has_passed(&clock));
+        reading.store(500, Ordering::SeqCst);
+        assert!(!deadline.has_passed(&clock));
+    }
+
+    #[test]
+    fn never_never_passes_on_either_clock() {
+        let reading = Arc::new(AtomicU64::new(u64::MAX / 2));
+        for clock in [Clock::system(), manual(&reading)] {
+            assert!(!clock.deadline(Timestamp::MAX).has_passed(&clock));
+        }
+    }
+
+    #[test]
+    fn a_system_clocks_deadline_passes_at_its_instant() {
+        let clock = Clock::system();
+        assert!(clock.deadline(clock.now()).has_passed(&clock));
+        let later = clock.after(Duration::from_secs(3_600));
+        assert!(!clock.deadline(later).has_passed(&clock));
+    }
+
+    #[test]
+    fn the_deadline_of_nothing_has_always_passed() {
+        let reading = Arc::new(AtomicU64::new(0));
+        for clock in [Clock::system(), manual(&reading)] {
+            assert!(Deadline::passed().has_passed(&clock));
         }
     }
 }

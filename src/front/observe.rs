@@ -25,7 +25,7 @@ use super::board::Published;
 use super::clock::Clock;
 use super::ticket::Ticket;
 use crate::check::Event;
-use crate::sync::{guarded, Mutex, MutexGuard, SnapshotCell};
+use crate::sync::{Mutex, MutexGuard, SnapshotCell};
 use crate::{RefreshId, RequestId, Timestamp};
 
 /// What a user gives [`Builder::observe`](crate::Builder::observe).
@@ -257,12 +257,12 @@ pub(crate) fn fast_ticket<T>(
     let ticket = {
         let mut outbox = observer.outbox();
         let guard = cell.load();
-        let published = guarded(&guard)?;
-        if now >= published.snapshot.valid_until {
+        let snapshot = guard.snapshot.as_ref()?;
+        if now >= snapshot.valid_until {
             return None;
         }
         let id = observer.request();
-        let generation = published.snapshot.lease.generation();
+        let generation = snapshot.lease.generation();
         outbox.push(now, Event::Arrived { id });
         outbox.push(now, Event::Sent { id, generation });
         Ticket::fast(guard).seen(Seen::new(observer, id))

@@ -4,7 +4,7 @@
 use std::fmt;
 
 use super::board::Published;
-use crate::sync::{guarded, SnapshotGuard};
+use crate::sync::SnapshotGuard;
 use crate::{Generation, Lease};
 
 /// What the request closure of `call` reports back: the server's answer,
@@ -95,7 +95,7 @@ enum TicketKind<T> {
 impl<T> Ticket<T> {
     #[inline]
     pub(crate) fn fast(guard: SnapshotGuard<Published<T>>) -> Self {
-        debug_assert!(guarded(&guard).is_some());
+        debug_assert!(guard.snapshot.is_some());
         Ticket::of(TicketKind::Fast(guard))
     }
 
@@ -129,8 +129,8 @@ impl<T> Ticket<T> {
     /// The lease as the core issued it.
     pub fn lease(&self) -> &Lease<T> {
         match &self.kind {
-            TicketKind::Fast(guard) => match guarded(guard) {
-                Some(published) => &published.snapshot.lease,
+            TicketKind::Fast(guard) => match &guard.snapshot {
+                Some(snapshot) => &snapshot.lease,
                 None => unreachable!("a fast ticket is only made from a present snapshot"),
             },
             TicketKind::Core(lease) => lease,
@@ -161,5 +161,24 @@ impl<T> fmt::Debug for Ticket<T> {
             .field("generation", &self.generation().0)
             .field("send", &self.send())
             .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::mem::size_of;
+
+    use super::Ticket;
+    use crate::{HandleError, Lease};
+
+    /// The fast path returns an `Option<Ticket>` and `ticket()` a `Result`:
+    /// each as large as the lease, so that no tag word is written and
+    /// matched beside the ticket on every call.
+    #[test]
+    fn a_ticket_and_the_option_and_result_around_it_are_each_as_large_as_a_lease() {
+        let lease = size_of::<Lease<String>>();
+        assert_eq!(size_of::<Ticket<String>>(), lease);
+        assert_eq!(size_of::<Option<Ticket<String>>>(), lease);
+        assert_eq!(size_of::<Result<Ticket<String>, HandleError<()>>>(), lease);
     }
 }

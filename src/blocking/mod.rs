@@ -12,14 +12,19 @@
 //! dropped: one that outlives its timeout keeps the handle's thread until
 //! it returns, and the next call waits for it.
 
-use std::panic::{self, AssertUnwindSafe};
+mod builder;
+mod worker;
+
+pub use builder::Builder;
+
 use std::sync::Arc;
 
+use self::worker::Worker;
 use crate::front::{
-    self, Asked, Board, Driving, Fault, HandleError, Place, Published, Refresh, Reply, Setup,
-    Status, Ticket,
+    self, Asked, Board, Driving, HandleError, Place, Published, Refresh, Reply, Setup, Status,
+    Ticket,
 };
-use crate::sync::{self, Condvar, Mutex, SnapshotCell};
+use crate::sync::{Condvar, Mutex, SnapshotCell};
 use crate::{
     BuildError, Clock, Config, Error, Fresh, Generation, RefreshError, RefreshId, Stats, Timestamp,
 };
@@ -86,121 +91,6 @@ struct State<T, E> {
     sent: Option<RefreshId>,
     /// The handle's thread for the refresher, started with the first call.
     worker: Option<Worker>,
-}
-
-/// Configures a blocking [`Handle`]; made by [`Handle::builder`].
-///
-/// # Examples
-///
-/// ```
-/// use tokenflight::{blocking, Clock, Fresh, RefreshError, Timestamp};
-///
-/// let handle = blocking::Handle::builder(|_| Ok::<_, RefreshError<()>>(Fresh::new(1)))
-///     .clock(Clock::manual(|| Timestamp::ZERO))
-///     .build()
-///     .unwrap();
-/// # drop(handle);
-/// ```
-pub struct Builder<T, E> {
-    refresher: Refresher<T, E>,
-    setup: Setup,
-}
-
-impl<T, E> std::fmt::Debug for Builder<T, E> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("blocking::Builder")
-            .field("config", &self.setup.config)
-            .field("clock", &self.setup.clock)
-            .finish_non_exhaustive()
-    }
-}
-
-impl<T, E> Builder<T, E>
-where
-    T: Send + Sync + 'static,
-    E: Send + Sync + 'static,
-{
-    /// The core's configuration ([`Config::default`] if not set).
-    pub fn config(mut self, config: Config) -> Self {
-        self.setup.config = config;
-        self
-    }
-
-    /// Where time comes from ([`Clock::system`] if not set).
-    pub fn clock(mut self, clock: Clock) -> Self {
-        self.setup.clock = Some(clock);
-        self
-    }
-
-    /// A handle whose core has a planted bug, for showing that the
-    /// checkers of the handles catch it.
-    #[cfg(feature = "mutants")]
-    #[doc(hidden)]
-    pub fn core_mutant(mut self, mutant: crate::core::Mutant) -> Self {
-        self.setup.core_mutant = Some(mutant);
-        self
-    }
-
-    /// Reports every step of the handle's own run to `observer`, as the
-    /// [`check::Event`](crate::check::Event)s that
-    /// [`check::Monitor`](crate::check::Monitor) judges, stamped with the
-    /// handle's [`Clock`]; see [`Builder::observe`](crate::Builder::observe)
-    /// of the async handle. A refresher call is outstanding from the moment
-    /// the refresher is called until it returns. Never called with the
-    /// handle's lock held. Only with the `observe` feature.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use std::sync::{Arc, Mutex};
-    /// use tokenflight::check::{Event, Monitor};
-    /// use tokenflight::{blocking, Config, Fresh, RefreshError, Reply};
-    ///
-    /// let config = Config::default();
-    /// let monitor = Arc::new(Mutex::new(Monitor::of(&config)));
-    /// let judge = Arc::clone(&monitor);
-    /// let handle = blocking::Handle::builder(|_| Ok::<_, RefreshError<()>>(Fresh::new("tok")))
-    ///     .config(config)
-    ///     .observe(move |at, event: Event| judge.lock().unwrap().observe(at, event))
-    ///     .build()
-    ///     .unwrap();
-    /// assert!(handle.call(|_| Reply::Done(())).is_ok());
-    /// let mut monitor = monitor.lock().unwrap();
-    /// monitor.finish();
-    /// assert_eq!(monitor.violations(), &[]);
-    /// ```
-    #[cfg(feature = "observe")]
-    pub fn observe(
-        mut self,
-        observer: impl Fn(Timestamp, crate::check::Event) + Send + Sync + 'static,
-    ) -> Self {
-        self.setup.observer = Some(Arc::new(observer));
-        self
-    }
-
-    /// The handle.
-    ///
-    /// # Errors
-    ///
-    /// [`BuildError::Config`] for a configuration that cannot work.
-    pub fn build(self) -> Result<Handle<T, E>, BuildError> {
-        let made = self.setup.make()?;
-        Ok(Handle {
-            shared: Arc::new(Shared {
-                snapshot: SnapshotCell::empty(),
-                clock: made.clock,
-                refresher: self.refresher,
-                state: Mutex::new(State {
-                    board: made.board,
-                    sent: None,
-                    worker: None,
-                }),
-                changed: Condvar::new(),
-                #[cfg(feature = "observe")]
-                observer: made.observer,
-            }),
-        })
-    }
 }
 
 impl<T, E> Handle<T, E>
@@ -577,165 +467,6 @@ where
                 after.run(shared);
                 state = shared.state.lock();
             }
-        }
-    }
-}
-
-/// What a step leaves to do once the lock is released.
-#[must_use]
-struct After {
-    notes: Vec<front::log::Note>,
-}
-
-impl After {
-    fn run<T, E>(self, shared: &Shared<T, E>) {
-        // Reported before the waiters are told, so that a request's events
-        // are out when it returns.
-        #[cfg(feature = "observe")]
-        if let Some(observer) = &shared.observer {
-            observer.emit();
-        }
-        front::log::emit(self.notes);
-        // Every step may concern a waiter.
-        shared.changed.notify_all();
-    }
-}
-
-/// A call for the handle's thread to make: the attempt, and the `tracing`
-/// dispatcher of the thread that asked for it, so that its events go where
-/// that thread's go.
-struct Call {
-    attempt: RefreshId,
-    dispatch: tracing::Dispatch,
-}
-
-/// The handle's own thread for the refresher: it makes one call at a time,
-/// so the token endpoint never sees two of this handle's at once (S1), and
-/// no request ever runs the refresher (a request that finds a usable token
-/// never waits for a refresh ahead of expiry). It ends when the handle goes.
-struct Worker(sync::Sender<Call>);
-
-impl Worker {
-    fn start<T, E>(shared: std::sync::Weak<Shared<T, E>>) -> Self
-    where
-        T: Send + Sync + 'static,
-        E: Send + Sync + 'static,
-    {
-        let (tx, rx) = sync::channel::<Call>();
-        sync::spawn_thread("tokenflight-refresh", move || {
-            while let Some(call) = rx.recv() {
-                let Some(shared) = shared.upgrade() else {
-                    return;
-                };
-                tracing::dispatcher::with_default(&call.dispatch, || {
-                    shared.make_call(call.attempt);
-                });
-            }
-        });
-        Worker(tx)
-    }
-
-    fn send(&self, call: Call) {
-        self.0.send(call);
-    }
-}
-
-impl<T, E> Shared<T, E>
-where
-    T: Send + Sync + 'static,
-    E: Send + Sync + 'static,
-{
-    /// Settles the board after an input, under the lock; what it leaves to
-    /// do is carried out once the lock is released.
-    fn settle(self: &Arc<Self>, state: &mut State<T, E>, now: Timestamp) -> After {
-        let settled = state
-            .board
-            .settle(now, &mut front::store_changed(&self.snapshot));
-        // The driving contract: a call the core starts is made now, on the
-        // handle's own thread, whether anyone waits for it or not.
-        if let Some(attempt) = state.board.core.outstanding_call() {
-            if state.sent != Some(attempt) {
-                state.sent = Some(attempt);
-                let call = Call {
-                    attempt,
-                    dispatch: tracing::dispatcher::get_default(Clone::clone),
-                };
-                let worker = state
-                    .worker
-                    .get_or_insert_with(|| Worker::start(Arc::downgrade(self)));
-                worker.send(call);
-            }
-        }
-        After {
-            notes: settled.notes,
-        }
-    }
-
-    /// Makes the call `attempt` on the handle's thread, if the core still
-    /// wants it (a call the core abandoned before this thread got to it is
-    /// never made), and reports its answer.
-    fn make_call(self: &Arc<Self>, attempt: RefreshId) {
-        let context = {
-            let mut state = self.state.lock();
-            if state.board.core.outstanding_call() != Some(attempt) {
-                return;
-            }
-            // A login (or a timeout) superseded the attempt before this
-            // thread got to it: the call would ask for a token no one
-            // needs, and its answer would be thrown away. It is never made.
-            if state.board.core.in_flight() != Some(attempt) {
-                state.board.unmade(attempt);
-                let now = state.board.core.now();
-                let after = self.settle(&mut state, now);
-                drop(state);
-                after.run(self);
-                return;
-            }
-            // Decided here, under the lock: observed started in the order
-            // of the core's decisions.
-            #[cfg(feature = "observe")]
-            let decided = self
-                .observer
-                .as_ref()
-                .map(|o| o.call_decided(state.board.core.now(), attempt));
-            #[cfg(not(feature = "observe"))]
-            let decided = None::<()>;
-            (state.board.refresh_context(), decided)
-        };
-        let (context, decided) = context;
-        let result = self.run_refresher(decided, context);
-        let now = self.clock.now();
-        let mut state = self.state.lock();
-        state.board.refreshed(now, attempt, result);
-        let after = self.settle(&mut state, now);
-        drop(state);
-        after.run(self);
-    }
-
-    /// Runs the refresher outside the lock. A panic is caught and becomes a
-    /// transient [`Fault::Panicked`]: it is retried like any transient
-    /// failure, and when the retries run out every waiter gets the error.
-    fn run_refresher(
-        &self,
-        #[cfg(feature = "observe")] call: Option<front::observe::CallGuard>,
-        #[cfg(not(feature = "observe"))] call: Option<()>,
-        context: Refresh<T>,
-    ) -> Result<Fresh<T>, RefreshError<Fault<E>>> {
-        let _driving = Driving::enter(std::ptr::from_ref(self) as usize);
-        #[cfg(not(feature = "observe"))]
-        let _ = call;
-        let result = panic::catch_unwind(AssertUnwindSafe(|| (self.refresher)(context)));
-        // A call that panicked ended without an answer: its guard reports
-        // it dropped.
-        #[cfg(feature = "observe")]
-        if let (Some(call), Ok(answer)) = (call, &result) {
-            call.end(answer.is_ok());
-        }
-        match result {
-            Ok(result) => result.map_err(front::lift),
-            Err(payload) => Err(RefreshError::Transient(Fault::Panicked(
-                front::panic_message(&*payload),
-            ))),
         }
     }
 }
