@@ -61,7 +61,9 @@ impl Waiters {
         if self.after_last(id) {
             return false;
         }
-        self.find(id).is_ok_and(|at| self.entries[at].1.is_some())
+        let at = self.find(id).ok();
+        at.and_then(|at| self.entries.get(at))
+            .is_some_and(|(_, sends)| sends.is_some())
     }
 
     /// Adds `id`, sent `sends` times. Returns `false`, changing nothing, if
@@ -74,13 +76,10 @@ impl Waiters {
             return true;
         }
         match self.find(id) {
-            Ok(at) => {
-                let slot = &mut self.entries[at].1;
-                if slot.is_some() {
-                    return false;
-                }
-                *slot = Some(sends);
-            }
+            Ok(at) => match self.entries.get_mut(at) {
+                Some((_, slot @ None)) => *slot = Some(sends),
+                _ => return false,
+            },
             Err(at) => self.entries.insert(at, (id, Some(sends))),
         }
         self.live += 1;
@@ -91,7 +90,7 @@ impl Waiters {
     /// not wait.
     pub(super) fn remove(&mut self, id: RequestId) -> Option<u32> {
         let at = self.find(id).ok()?;
-        let sends = self.entries[at].1.take()?;
+        let sends = self.entries.get_mut(at)?.1.take()?;
         self.live -= 1;
         self.sweep();
         Some(sends)
