@@ -210,6 +210,8 @@ impl Ahead {
 fn contenders() -> Vec<Contender> {
     let swap = Arc::new(ArcSwap::from_pointee(Token::new("token", LIFETIME)));
     let swap_full = Arc::clone(&swap);
+    let swap_awaited = Arc::clone(&swap);
+    let swap_awaited_error = Arc::clone(&swap);
 
     let refresher = |_| async move {
         let fresh = Fresh::new("token".to_string()).expires_in(LIFETIME);
@@ -257,6 +259,32 @@ fn contenders() -> Vec<Contender> {
             } else {
                 0
             }
+        }),
+        // What awaiting costs by itself: the floor's read as a future that is
+        // ready at once and answers a `Result`, polled as `ticket()` is.
+        Contender::new("floor awaited: the same in a ready future", move || {
+            let read = async {
+                let token = swap_awaited.load();
+                if token.is_valid() {
+                    Ok(token)
+                } else {
+                    Err(())
+                }
+            };
+            ready_now(read).map_or(0, |t| t.value.len())
+        }),
+        // The same, answering with tokenflight's error type: a `Result` too
+        // large for the two registers a small one comes back in.
+        Contender::new("floor awaited, with ticket()'s error type", move || {
+            let read = async {
+                let token = swap_awaited_error.load();
+                if token.is_valid() {
+                    Ok(token)
+                } else {
+                    Err(tokenflight::Error::<tokenflight::Fault<()>>::Overloaded)
+                }
+            };
+            ready_now(read).map_or(0, |t| t.value.len())
         }),
         Contender::new("tokenflight async try_ticket", move || {
             handle.try_ticket().map_or(0, |t| t.token().len())
