@@ -10,7 +10,8 @@
 //! `Failed`). It never reads a clock, spawns, sleeps, locks or does I/O: time
 //! comes in with every input, work goes out as [`core::Action`]s. Front-ends own
 //! the waiting and the I/O: [`Handle`] for async code, [`blocking::Handle`]
-//! for threads, [`http`] for `tower` and `reqwest` clients; [`check`] holds the invariant checker that every
+//! for threads, the `http` module (features `tower`, `reqwest`) for `tower`
+//! and `reqwest` clients; [`check`] holds the invariant checker that every
 //! verification layer (unit tests, proptest, the exhaustive explorer, loom,
 //! the simulator) shares.
 //!

@@ -81,7 +81,7 @@ where
         self
     }
 
-    /// Where timers come from: by default [`TokioSleep`](crate::TokioSleep)
+    /// Where timers come from: by default `TokioSleep`
     /// under the `tokio` feature, [`ThreadSleep`](crate::ThreadSleep)
     /// otherwise. A timer that panics is replaced by `ThreadSleep` (and a
     /// warning logged once).
@@ -101,7 +101,7 @@ where
 
     /// Where a refresher call no request waits for runs (a refresh ahead
     /// of expiry, an `invalidate`): on a task of this executor. By default,
-    /// under the `tokio` feature, [`TokioSpawn`](crate::TokioSpawn) (the
+    /// under the `tokio` feature, `TokioSpawn` (the
     /// runtime the handle is used in, if any); otherwise none, and the
     /// request that starts such a call makes it and the next request polls
     /// it on (see the module docs).

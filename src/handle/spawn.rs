@@ -19,7 +19,7 @@ pub type Task = Pin<Box<dyn Future<Output = ()> + Send + 'static>>;
 /// executor's task.
 ///
 /// Any `Fn(Task)` is one, so plugging in an executor is a closure.
-/// Under the `tokio` feature the default is [`TokioSpawn`].
+/// Under the `tokio` feature the default is `TokioSpawn`.
 ///
 /// # Examples
 ///
