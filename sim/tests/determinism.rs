@@ -1,34 +1,20 @@
 //! Same seed, same run: the trace of a seed is byte-identical every time.
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
+mod captured;
+
+use captured::Captured;
 
 use tokenflight_sim::{run_recipe, run_tokenflight, RunOptions, Scenario};
 
-/// A writer whose bytes the test can read back.
-#[derive(Clone, Default)]
-struct Shared(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Shared {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 fn trace(sc: &Scenario) -> Vec<u8> {
-    let out = Shared::default();
-    let opts = |o: &Shared| RunOptions {
+    let out = Captured::default();
+    let opts = |o: &Captured| RunOptions {
         trace: Some(Box::new(o.clone())),
         ..RunOptions::default()
     };
     run_tokenflight(sc, opts(&out));
     run_recipe(sc, opts(&out));
-    let bytes = out.0.lock().unwrap().clone();
-    bytes
+    out.bytes()
 }
 
 #[test]

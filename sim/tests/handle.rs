@@ -3,8 +3,9 @@
 //! it exactly; a bug planted in its core is caught by a swarm, with a
 //! replay line that fails the same way.
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
+mod captured;
+
+use captured::Captured;
 
 use tokenflight::check::HandleMutant;
 use tokenflight::core::Mutant;
@@ -34,28 +35,14 @@ fn the_handle_passes_the_default_scenario_with_one_refresh_per_expiry() {
     assert!(s.latency_healthy.p99_ms <= 1.0, "{:?}", s.latency_healthy);
 }
 
-/// A writer whose bytes the test can read back.
-#[derive(Clone, Default)]
-struct Shared(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Shared {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 fn traced(sc: &Scenario) -> (AlgoReport, Vec<u8>) {
-    let out = Shared::default();
+    let out = Captured::default();
     let opts = RunOptions {
         trace: Some(Box::new(out.clone())),
         ..RunOptions::default()
     };
     let report = run_handle(sc, opts);
-    let bytes = out.0.lock().unwrap().clone();
+    let bytes = out.bytes();
     (report, bytes)
 }
 

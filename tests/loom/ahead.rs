@@ -9,7 +9,7 @@ use std::time::Duration;
 use tokenflight::core::Mutant;
 use tokenflight::{Config, Fresh, Generation, Handle};
 
-use crate::common::{caught, first_poll, model, token, Calls, Gate, Judge, Time};
+use crate::common::{build_on, caught, first_poll, model, token, Calls, Gate, Judge, Time};
 
 fn requests_during_a_refresh_ahead(mutant: Option<Mutant>) {
     let time = Time::new();
@@ -20,18 +20,12 @@ fn requests_during_a_refresh_ahead(mutant: Option<Mutant>) {
     config.skew_jitter = Duration::ZERO;
     config.safety_margin = Duration::from_secs(1);
     let judge = Judge::new(&config);
-    let mut builder = Handle::builder(calls.refresher(Some(Arc::clone(&gate)), |n| {
+    let builder = Handle::builder(calls.refresher(Some(Arc::clone(&gate)), |n| {
         Ok(Fresh::new(n + 2).expires_in(Duration::from_secs(60)))
     }))
     .config(config)
-    .clock(time.clock())
-    .sleep(time.timer())
-    .without_spawner()
-    .observe(judge.observer());
-    if let Some(mutant) = mutant {
-        builder = builder.core_mutant(mutant);
-    }
-    let handle = builder.build().unwrap();
+    .without_spawner();
+    let handle = build_on(builder, &time, &judge, mutant);
     // Due at 5 s (half its life), usable until 9 s.
     handle.set_token(Fresh::new(1).expires_in(Duration::from_secs(10)));
     time.advance_to(Duration::from_secs(6));

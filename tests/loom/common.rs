@@ -11,9 +11,10 @@ use loom::future::AtomicWaker;
 use loom::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use loom::sync::Mutex;
 use tokenflight::check::{Event, Monitor, Violation};
+use tokenflight::core::Mutant;
 use tokenflight::{
-    Clock, Config, Fresh, Generation, HandleError, Refresh, RefreshError, Sleep, SleepFuture,
-    Ticket, Timestamp,
+    Builder, Clock, Config, Fresh, Generation, Handle, HandleError, Refresh, RefreshError, Sleep,
+    SleepFuture, Ticket, Timestamp,
 };
 
 pub(crate) type Result<T> = std::result::Result<T, HandleError<&'static str>>;
@@ -26,6 +27,26 @@ pub(crate) type Result<T> = std::result::Result<T, HandleError<&'static str>>;
 /// without finishing. Bound 4 passes too (about ten times slower);
 /// `TOKENFLIGHT_LOOM_EXHAUSTIVE=1` lifts the bound for a long run by hand.
 pub(crate) const PREEMPTIONS: usize = 3;
+
+/// Builds a model's async handle on the model's time (its clock and its
+/// timers), judged by `judge`, with `mutant` planted in its core if any.
+pub(crate) fn build_on(
+    builder: Builder<u64, &'static str>,
+    time: &Time,
+    judge: &Judge,
+    mutant: Option<Mutant>,
+) -> Handle<u64, &'static str> {
+    let builder = builder
+        .clock(time.clock())
+        .sleep(time.timer())
+        .observe(judge.observer());
+    match mutant {
+        Some(mutant) => builder.core_mutant(mutant),
+        None => builder,
+    }
+    .build()
+    .unwrap()
+}
 
 pub(crate) fn model(f: impl Fn() + Sync + Send + 'static) {
     let mut builder = loom::model::Builder::new();

@@ -8,7 +8,8 @@ use tokenflight::core::Mutant;
 use tokenflight::{Config, Fresh, Generation, Handle};
 
 use crate::common::{
-    fails_alone, loom_spawner, model, poll_once_then_drop, token, Calls, Gate, Judge, Time,
+    build_on, fails_alone, loom_spawner, model, poll_once_then_drop, token, Calls, Gate, Judge,
+    Time,
 };
 
 fn a_call_on_the_spawner(mutant: Option<Mutant>) {
@@ -17,17 +18,11 @@ fn a_call_on_the_spawner(mutant: Option<Mutant>) {
     let gate = Gate::new(false);
     let config = Config::default();
     let judge = Judge::new(&config);
-    let mut builder =
+    let builder =
         Handle::builder(calls.refresher(Some(Arc::clone(&gate)), |n| Ok(Fresh::new(n + 2))))
             .config(config)
-            .clock(time.clock())
-            .sleep(time.timer())
-            .spawner(loom_spawner)
-            .observe(judge.observer());
-    if let Some(mutant) = mutant {
-        builder = builder.core_mutant(mutant);
-    }
-    let handle = builder.build().unwrap();
+            .spawner(loom_spawner);
+    let handle = build_on(builder, &time, &judge, mutant);
     handle.set_token(Fresh::new(1));
     handle.invalidate(Generation(1));
     let h = handle.clone();

@@ -9,7 +9,7 @@ use loom::sync::atomic::{AtomicBool, Ordering};
 use tokenflight::core::Mutant;
 use tokenflight::{Config, Fresh, Generation, Handle, RefreshError};
 
-use crate::common::{caught, fails_alone, model, token, Calls, Gate, Judge, Time};
+use crate::common::{build_on, caught, fails_alone, model, token, Calls, Gate, Judge, Time};
 
 /// S1 with a timer: the only call is still out (its gate closed) when the
 /// refresh timeout fires; the waiter's next attempt must queue behind it,
@@ -25,17 +25,11 @@ fn a_timeout_racing_a_late_answer(mutant: Option<Mutant>) {
     config.refresh_timeout = Duration::from_millis(10);
     let judge = Judge::new(&config);
     // A second call (which must never be made) answers at once.
-    let mut builder =
+    let builder =
         Handle::builder(calls.refresher(Some(Arc::clone(&gate)), |n| Ok(Fresh::new(n + 2))))
             .config(config.clone())
-            .clock(time.clock())
-            .sleep(time.timer())
-            .without_spawner()
-            .observe(judge.observer());
-    if let Some(mutant) = mutant {
-        builder = builder.core_mutant(mutant);
-    }
-    let handle = builder.build().unwrap();
+            .without_spawner();
+    let handle = build_on(builder, &time, &judge, mutant);
     handle.set_token(Fresh::new(1));
     let ticket = handle.try_ticket().unwrap();
     let h = handle.clone();
@@ -80,7 +74,7 @@ fn a_back_off(login: bool, mutant: Option<Mutant>) {
     config.backoff_initial = Duration::from_millis(10);
     config.backoff_max = Duration::from_millis(10);
     let judge = Judge::new(&config);
-    let mut builder = Handle::builder(calls.refresher(None, |n| {
+    let builder = Handle::builder(calls.refresher(None, |n| {
         if n == 0 {
             Err(RefreshError::Transient("unavailable"))
         } else {
@@ -88,14 +82,8 @@ fn a_back_off(login: bool, mutant: Option<Mutant>) {
         }
     }))
     .config(config.clone())
-    .clock(time.clock())
-    .sleep(time.timer())
-    .without_spawner()
-    .observe(judge.observer());
-    if let Some(mutant) = mutant {
-        builder = builder.core_mutant(mutant);
-    }
-    let handle = builder.build().unwrap();
+    .without_spawner();
+    let handle = build_on(builder, &time, &judge, mutant);
     handle.set_token(Fresh::new(1));
     let ticket = handle.try_ticket().unwrap();
     let (h, done) = (handle.clone(), Arc::new(AtomicBool::new(false)));
